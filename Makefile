@@ -1,0 +1,36 @@
+# Brook: one entry point for everything. Every target installs what it needs.
+SHELL := /usr/bin/env bash
+GO    ?= go
+export GOFLAGS ?= -mod=mod
+MODULES := api kit services/bookshelf-commands services/bookshelf-lastread services/gateway tools/kafkapush tools/devstack deploy/compose
+
+.PHONY: run test unit integration e2e bench gen lint clean consul tools
+
+## run: the whole platform on this machine (embedded Kafka, Consul dev agent, all services)
+run: consul
+	$(GO) run ./tools/devstack up
+
+## consul: build bin/consul once from the Go module proxy
+consul:
+	@bash scripts/install-consul.sh
+
+## test: unit + integration tests of every module, then e2e, failure and tutorial tests
+test: consul
+	@bash scripts/test.sh
+
+## bench: benchmarks with ratios against raw clients / baselines measured in the same run
+bench: consul
+	@bash scripts/bench.sh
+
+## gen: regenerate api/ from the .proto files (buf and plugins run via go run, pinned)
+gen:
+	@bash scripts/gen.sh
+
+## lint: gofmt, go vet, staticcheck, and a check that generated code is fresh
+lint:
+	@bash scripts/lint.sh
+
+## clean: remove build output and local data (keeps bin/consul unless CLEAN_CONSUL=1)
+clean:
+	rm -rf .devstack dist
+	@if [ "$${CLEAN_CONSUL:-0}" = 1 ]; then rm -rf bin; else find bin -mindepth 1 ! -name consul -delete 2>/dev/null || true; fi

@@ -1,0 +1,2 @@
+// Package api is part of Brook; see the README.
+package api

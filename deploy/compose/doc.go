@@ -1,0 +1,2 @@
+// Package compose is part of Brook; see the README.
+package compose

@@ -1,0 +1,2 @@
+// Package kit is part of Brook; see the README.
+package kit

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# `make test`: every module's unit and integration tests (race detector on kit and
+# services), then the whole-platform scripts (e2e, failure, tutorials) when present.
+# Needs bin/consul (the Makefile builds it first) and nothing else.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+export GOFLAGS="${GOFLAGS:--mod=mod}"
+export PATH="$ROOT/bin:$PATH"
+export BROOK_CONSUL_BIN="$ROOT/bin/consul"
+
+RACE_MODULES="kit services/bookshelf-commands services/bookshelf-lastread services/gateway"
+MODULES="api kit services/bookshelf-commands services/bookshelf-lastread services/gateway tools/kafkapush tools/devstack deploy/compose"
+
+failed=()
+for m in $MODULES; do
+	flags=(-count=1 -timeout=15m)
+	[[ " $RACE_MODULES " == *" $m "* ]] && flags+=(-race)
+	echo "==> go test ${flags[*]} ./... ($m)"
+	if ! (cd "$m" && go vet ./... && go test "${flags[@]}" ./...); then
+		failed+=("$m")
+	fi
+done
+
+for s in e2e failure test-tutorials; do
+	if [[ -x "scripts/$s.sh" ]]; then
+		echo "==> scripts/$s.sh"
+		bash "scripts/$s.sh" || failed+=("scripts/$s.sh")
+	fi
+done
+
+if ((${#failed[@]})); then
+	echo "FAILED: ${failed[*]}"
+	exit 1
+fi
+echo "all tests passed"

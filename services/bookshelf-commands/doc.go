@@ -1,0 +1,2 @@
+// Package bookshelfcommands is part of Brook; see the README.
+package bookshelfcommands

@@ -1,0 +1,2 @@
+// Package bookshelflastread is part of Brook; see the README.
+package bookshelflastread

@@ -1,0 +1,2 @@
+// Package gateway is part of Brook; see the README.
+package gateway

@@ -1,0 +1,2 @@
+// Package devstack is part of Brook; see the README.
+package devstack

@@ -1,0 +1,2 @@
+// Package kafkapush is part of Brook; see the README.
+package kafkapush
