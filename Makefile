@@ -1,7 +1,7 @@
 # Brook: one entry point for everything. Every target installs what it needs.
 SHELL := /usr/bin/env bash
 GO    ?= go
-export GOFLAGS ?= -mod=mod
+
 MODULES := api kit services/bookshelf-commands services/bookshelf-lastread services/gateway tools/kafkapush tools/devstack deploy/compose
 
 .PHONY: run test unit integration e2e bench gen lint clean consul tools

@@ -4,7 +4,6 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-export GOFLAGS="${GOFLAGS:--mod=mod}"
 STATICCHECK="honnef.co/go/tools/cmd/staticcheck@v0.8.2"
 MODULES="api kit services/bookshelf-commands services/bookshelf-lastread services/gateway tools/kafkapush tools/devstack deploy/compose"
 

@@ -5,7 +5,6 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-export GOFLAGS="${GOFLAGS:--mod=mod}"
 export PATH="$ROOT/bin:$PATH"
 export BROOK_CONSUL_BIN="$ROOT/bin/consul"
 
