@@ -87,26 +87,72 @@ func (s *ViewStore) Apply(ctx context.Context, topic string, partition int32, of
 	if err := ctx.Err(); err != nil {
 		return false, fmt.Errorf("store: apply %s/%d@%d: %w", topic, partition, offset, err)
 	}
-	if topic == "" || partition < 0 || offset < 0 {
-		return false, fmt.Errorf("store: apply %q/%d@%d: topic, partition and offset must be set", topic, partition, offset)
-	}
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		cps, err := tx.Bucket(checkpointRootBucket).CreateBucketIfNotExists([]byte(topic))
-		if err != nil {
-			return err
-		}
-		pkey := viewPartitionKey(partition)
-		if last, ok := decodeViewOffset(cps.Get(pkey)); ok && offset <= last {
-			return nil
-		}
-		if err := fn(&ViewTx{root: tx.Bucket(viewRootBucket), writable: true}); err != nil {
-			return err
-		}
-		applied = true
-		return cps.Put(pkey, encodeViewOffset(offset))
+		applied, err = applyInTx(tx, topic, partition, offset, fn)
+		return err
 	})
 	if err != nil {
 		return false, fmt.Errorf("store: apply %s/%d@%d: %w", topic, partition, offset, err)
+	}
+	return applied, nil
+}
+
+// applyInTx is Apply's body: check the checkpoint, run fn, move the checkpoint.
+func applyInTx(tx *bolt.Tx, topic string, partition int32, offset int64, fn func(*ViewTx) error) (bool, error) {
+	if topic == "" || partition < 0 || offset < 0 {
+		return false, fmt.Errorf("topic, partition and offset must be set, got %q/%d@%d", topic, partition, offset)
+	}
+	cps, err := tx.Bucket(checkpointRootBucket).CreateBucketIfNotExists([]byte(topic))
+	if err != nil {
+		return false, err
+	}
+	pkey := viewPartitionKey(partition)
+	if last, ok := decodeViewOffset(cps.Get(pkey)); ok && offset <= last {
+		return false, nil
+	}
+	if err := fn(&ViewTx{root: tx.Bucket(viewRootBucket), writable: true}); err != nil {
+		return false, err
+	}
+	return true, cps.Put(pkey, encodeViewOffset(offset))
+}
+
+// Batch applies many records in one transaction (one fsync), for catching up or rebuilding a
+// view from a topic, where a transaction per record would be bound by disk syncs. fn calls
+// ViewBatch.Apply per record; the records and their checkpoints commit together when fn
+// returns nil, and none of them does if fn or any Apply fails.
+func (s *ViewStore) Batch(ctx context.Context, fn func(*ViewBatch) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store: batch: %w", err)
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := &ViewBatch{tx: tx}
+		if err := fn(b); err != nil {
+			return err
+		}
+		return b.err // an Apply failed but fn carried on: its partial writes must not commit
+	})
+	if err != nil {
+		return fmt.Errorf("store: batch: %w", err)
+	}
+	return nil
+}
+
+// ViewBatch is the transaction of a Batch.
+type ViewBatch struct {
+	tx  *bolt.Tx
+	err error
+}
+
+// Apply is ViewStore.Apply inside the batch. After an error the batch is spoiled (bbolt has no
+// savepoints to undo the failing record alone): further calls fail and Batch returns the error.
+func (b *ViewBatch) Apply(topic string, partition int32, offset int64, fn func(*ViewTx) error) (bool, error) {
+	if b.err != nil {
+		return false, b.err
+	}
+	applied, err := applyInTx(b.tx, topic, partition, offset, fn)
+	if err != nil {
+		b.err = fmt.Errorf("apply %s/%d@%d: %w", topic, partition, offset, err)
+		return false, b.err
 	}
 	return applied, nil
 }
