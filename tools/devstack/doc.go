@@ -1,2 +1,0 @@
-// Package devstack is part of Brook; see the README.
-package devstack

@@ -1,0 +1,255 @@
+package stack
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/brook-dev/brook/tools/devstack/internal/catalog"
+	"github.com/brook-dev/brook/tools/devstack/internal/procs"
+)
+
+// prepareServices keeps the services that have a main package (warning about
+// the others) and builds them into <root>/bin with one go build.
+func (s *stack) prepareServices(ctx context.Context) ([]catalog.Service, error) {
+	var keep []catalog.Service
+	var pkgs, names []string
+	for _, def := range s.cfg.Services {
+		if !catalog.HasMain(s.cfg.Root, def) {
+			s.log.Println(fmt.Sprintf("warning: skipping %s: no main package in %s yet", def.Name, def.Dir))
+			continue
+		}
+		keep = append(keep, def)
+		pkgs = append(pkgs, "./"+filepath.ToSlash(def.Dir))
+		names = append(names, def.Name)
+	}
+	if len(keep) == 0 {
+		return nil, nil
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		return nil, fmt.Errorf("build: the go command is not on PATH: %w", err)
+	}
+	binDir := filepath.Join(s.cfg.Root, "bin")
+	s.log.Println(fmt.Sprintf("building %s into %s", strings.Join(names, ", "), binDir))
+	// The repo builds in workspace mode (go.work), where -mod=mod is an error;
+	// drop it if the caller's GOFLAGS carries it (scripts export it for
+	// GOWORK=off builds).
+	env := append(os.Environ(), "GOFLAGS="+workspaceGoflags(os.Getenv("GOFLAGS")))
+	p, err := procs.Start(procs.Spec{
+		Name: "build", Path: goBin,
+		Args: append([]string{"build", "-o", binDir + string(filepath.Separator)}, pkgs...),
+		Env:  env, Dir: s.cfg.Root,
+	}, s.cfg.Out)
+	if err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
+	select {
+	case <-p.Done():
+	case <-ctx.Done():
+		_ = p.Stop(s.cfg.Grace, s.cfg.Force)
+		return nil, fmt.Errorf("build: %w", ctx.Err())
+	}
+	if err := p.Err(); err != nil {
+		return nil, fmt.Errorf("build of %s failed (%v); see the [build] lines above", strings.Join(names, ", "), err)
+	}
+	return keep, nil
+}
+
+// service is one supervised service process; proc changes on restart.
+type service struct {
+	def  catalog.Service
+	spec procs.Spec
+	out  *procs.Output
+	host string
+
+	mu       sync.Mutex
+	proc     *procs.Process
+	stopping bool
+}
+
+func (s *stack) newService(def catalog.Service) *service {
+	cfg := s.cfg
+	env := append(os.Environ(),
+		"BROOK_KAFKA_BROKERS="+net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.KafkaPort)),
+		"BROOK_CONSUL_ADDR="+net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.ConsulHTTPPort)),
+		"BROOK_DATA_DIR="+filepath.Join(cfg.DataDir, def.Name),
+		"BROOK_HTTP_ADDR="+net.JoinHostPort(cfg.Host, strconv.Itoa(def.HTTPPort)),
+		"BROOK_LOG_FORMAT=text",
+		"BROOK_ADMIN_TOKEN="+cfg.AdminToken,
+		"BROOK_AUTH_JWT_SECRET="+cfg.JWTSecret,
+	)
+	if def.GRPCPort != 0 {
+		env = append(env, "BROOK_GRPC_ADDR="+net.JoinHostPort(cfg.Host, strconv.Itoa(def.GRPCPort)))
+	}
+	return &service{
+		def:  def,
+		out:  cfg.Out,
+		host: cfg.Host,
+		spec: procs.Spec{
+			Name: def.Name,
+			Path: filepath.Join(cfg.Root, "bin", def.Name),
+			Args: def.Args,
+			Env:  env,
+			Dir:  cfg.Root,
+		},
+	}
+}
+
+// start launches the service's process (again, after a crash). It refuses
+// once stop has begun, so a restart never races with shutdown.
+func (v *service) start() error {
+	if err := os.MkdirAll(envValue(v.spec.Env, "BROOK_DATA_DIR"), 0o755); err != nil {
+		return fmt.Errorf("%s: data dir: %w", v.def.Name, err)
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.stopping {
+		return fmt.Errorf("%s: not started, devstack is stopping", v.def.Name)
+	}
+	p, err := procs.Start(v.spec, v.out)
+	if err != nil {
+		return err
+	}
+	v.proc = p
+	v.out.Prefixed("devstack").Println(fmt.Sprintf("%s: started pid %d (http %s)", v.def.Name, p.Pid(), v.httpAddr()))
+	return nil
+}
+
+func (v *service) current() *procs.Process {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.proc
+}
+
+func (v *service) httpAddr() string {
+	return net.JoinHostPort(v.host, strconv.Itoa(v.def.HTTPPort))
+}
+
+// waitReady polls GET /readyz until it answers 200. It fails early when the
+// process exits, and after timeout with the last answer (readyz names the
+// failing dependency).
+func (v *service) waitReady(ctx context.Context, timeout time.Duration) error {
+	p := v.current()
+	url := "http://" + v.httpAddr() + "/readyz"
+	client := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	last := "no answer yet"
+	for {
+		if status, body, err := get(ctx, client, url); err != nil {
+			last = err.Error()
+		} else if status == http.StatusOK {
+			v.out.Prefixed("devstack").Println(v.def.Name + ": ready")
+			return nil
+		} else {
+			last = fmt.Sprintf("%d %s", status, body)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: waiting for %s: %w", v.def.Name, url, ctx.Err())
+		case <-p.Done():
+			return fmt.Errorf("%s exited before it was ready (%s); see the [%s] lines above", v.def.Name, exitText(p.Err()), v.def.Name)
+		case <-deadline.C:
+			return fmt.Errorf("%s not ready after %s: GET %s: %s", v.def.Name, timeout, url, last)
+		case <-tick.C:
+		}
+	}
+}
+
+// get returns the status and the first line of the body (trimmed).
+func get(ctx context.Context, c *http.Client, url string) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
+	return resp.StatusCode, strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]), nil
+}
+
+// stop marks the service as stopping (so its exit is expected) and stops it.
+func (v *service) stop(grace time.Duration, force <-chan struct{}) error {
+	v.mu.Lock()
+	v.stopping = true
+	p := v.proc
+	v.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	return p.Stop(grace, force)
+}
+
+// watchService logs an unexpected exit and, with --restart, starts the
+// service again after a short pause. It ends when ctx is done.
+func (s *stack) watchService(ctx context.Context, v *service) {
+	s.watchers.Add(1)
+	go func() {
+		defer s.watchers.Done()
+		for {
+			p := v.current()
+			select {
+			case <-ctx.Done():
+				return
+			case <-p.Done():
+			}
+			v.mu.Lock()
+			stopping := v.stopping
+			v.mu.Unlock()
+			if stopping || ctx.Err() != nil {
+				return
+			}
+			s.log.Println(fmt.Sprintf("%s exited unexpectedly: %s", v.def.Name, exitText(p.Err())))
+			if !s.cfg.Restart {
+				s.log.Println(fmt.Sprintf("%s stays down (run with --restart to restart crashed services)", v.def.Name))
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			s.log.Println("restarting " + v.def.Name)
+			if err := v.start(); err != nil {
+				s.log.Println(fmt.Sprintf("restart %s: %v", v.def.Name, err))
+				return
+			}
+		}
+	}()
+}
+
+func envValue(env []string, key string) string {
+	val := ""
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
+			val = v // last one wins, as for exec
+		}
+	}
+	return val
+}
+
+// workspaceGoflags removes -mod=mod from a GOFLAGS value.
+func workspaceGoflags(goflags string) string {
+	var keep []string
+	for _, f := range strings.Fields(goflags) {
+		if f != "-mod=mod" {
+			keep = append(keep, f)
+		}
+	}
+	return strings.Join(keep, " ")
+}
