@@ -1,2 +1,0 @@
-// Package kafkapush is part of Brook; see the README.
-package kafkapush

@@ -1,0 +1,123 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/brook-dev/brook/tools/kafkapush/internal/lines"
+	"github.com/brook-dev/brook/tools/kafkapush/internal/push"
+)
+
+// lineOpts are the root command's own flags (line mode).
+type lineOpts struct {
+	file        string
+	keySep      string
+	cloudEvents bool
+	ceType      string
+	maxLine     int
+}
+
+// runLines is the root command: read lines, turn each into a record, send, summarise.
+func runLines(cmd *cobra.Command, c *common, lo *lineOpts, args []string) error {
+	if err := c.validate(); err != nil {
+		return err
+	}
+	keySet := cmd.Flags().Changed("key")
+	if keySet && lo.keySep != "" {
+		return usagef("-k and -K are exclusive: -k sets one key for all records, -K reads it from each line")
+	}
+	if lo.file != "" && len(args) > 0 {
+		return usagef("give lines either as arguments or with -f %s, not both", lo.file)
+	}
+	if !lo.cloudEvents && (c.structured || lo.ceType != "") {
+		return usagef("--structured and --type need --cloudevents")
+	}
+	extra, err := c.headerList()
+	if err != nil {
+		return err
+	}
+	build := plainRecord
+	if lo.cloudEvents {
+		build = ceRecord(c, lo.ceType)
+	}
+
+	// Connect before reading, so a dead broker fails at once instead of after stdin ends.
+	sink, err := c.open(cmd)
+	if err != nil {
+		return err
+	}
+	src, closeSrc, err := openInput(cmd, lo, args)
+	if err != nil {
+		return finish(cmd, sink, 0, err)
+	}
+	defer closeSrc()
+
+	ctx := cmd.Context()
+	var runErr error
+	for {
+		if runErr = ctx.Err(); runErr != nil {
+			break
+		}
+		ln, err := src.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			runErr = err
+			break
+		}
+		rec, err := build(ln)
+		if err != nil {
+			runErr = fmt.Errorf("line %d: %w", ln.Number, err)
+			break
+		}
+		if keySet {
+			rec.Key = []byte(c.key)
+		}
+		rec.Headers = withHeaders(rec.Headers, extra)
+		if runErr = sink.Send(ctx, rec); runErr != nil {
+			break
+		}
+	}
+	return finish(cmd, sink, src.Skipped(), runErr)
+}
+
+// openInput picks the line source: arguments, -f FILE, or stdin.
+func openInput(cmd *cobra.Command, lo *lineOpts, args []string) (*lines.Reader, func(), error) {
+	o := lines.Options{KeySeparator: lo.keySep, MaxLine: lo.maxLine}
+	switch {
+	case len(args) > 0:
+		return lines.FromArgs(args, o), func() {}, nil
+	case lo.file != "" && lo.file != "-":
+		f, err := os.Open(lo.file)
+		if err != nil {
+			return nil, nil, fmt.Errorf("-f: %w", err)
+		}
+		return lines.FromReader(f, o), func() { _ = f.Close() }, nil
+	default:
+		in := cmd.InOrStdin()
+		if isTerminal(in) {
+			fmt.Fprintln(cmd.ErrOrStderr(), "kafkapush: reading lines from the terminal; end with Ctrl-D")
+		}
+		return lines.FromReader(in, o), func() {}, nil
+	}
+}
+
+// plainRecord sends the line as it is (key from -K when used).
+func plainRecord(ln lines.Line) (push.Record, error) {
+	return push.Record{Line: ln.Number, Key: ln.Key, Value: ln.Value}, nil
+}
+
+// isTerminal reports whether v is a character device (a terminal), without extra deps.
+func isTerminal(v any) bool {
+	f, ok := v.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

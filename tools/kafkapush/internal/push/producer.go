@@ -1,0 +1,295 @@
+package push
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+)
+
+// Timeouts that bound how long kafkapush waits for an unreachable broker: each seed broker
+// gets a DialTimeout per attempt and metadata is tried MetadataRetries+1 times, so a dead
+// address fails in a few seconds instead of sarama's default minutes.
+const (
+	DialTimeout     = 3 * time.Second
+	MetadataRetries = 1
+	requestTimeout  = 10 * time.Second
+	maxErrorsShown  = 5
+)
+
+// Config says where and how to produce.
+type Config struct {
+	Brokers     []string
+	Topic       string
+	Partition   int32  // -1: the hash partitioner picks (by key; random without key)
+	Acks        string // all | 1 | 0
+	Compression string // none | gzip | snappy | lz4 | zstd
+	Version     sarama.KafkaVersion
+	ClientID    string
+}
+
+// Producer is a Sink that sends records with a sarama async producer and collects every
+// success and error, so Close can account for each record.
+type Producer struct {
+	client   sarama.Client
+	producer sarama.AsyncProducer
+	cfg      Config
+	start    time.Time
+
+	done    chan struct{} // closed when the collector has drained both result channels
+	mu      sync.Mutex
+	settled *sync.Cond // signalled (with mu) whenever a result arrives
+	sent    int        // records handed to sarama
+	rep     Report
+	errs    []string // the first maxErrorsShown rejections, for the error message
+}
+
+// SaramaConfig translates Config into a sarama configuration, validating the choices.
+func SaramaConfig(c Config) (*sarama.Config, error) {
+	sc := sarama.NewConfig()
+	sc.ClientID = c.ClientID
+	if sc.ClientID == "" {
+		sc.ClientID = "kafkapush"
+	}
+	sc.Version = c.Version
+	sc.Net.DialTimeout = DialTimeout
+	sc.Net.ReadTimeout = requestTimeout + 5*time.Second // longer than Producer.Timeout
+	sc.Net.WriteTimeout = requestTimeout
+	sc.Metadata.Retry.Max = MetadataRetries
+	sc.Metadata.Retry.Backoff = 250 * time.Millisecond
+	sc.Metadata.Full = false // only the topic we write to
+	sc.Producer.Timeout = requestTimeout
+	sc.Producer.Return.Successes = true
+	sc.Producer.Return.Errors = true
+	sc.Producer.MaxMessageBytes = 16 << 20 // let the broker's own limit decide, and say so
+	switch c.Acks {
+	case "all", "-1", "":
+		sc.Producer.RequiredAcks = sarama.WaitForAll
+		// Idempotence keeps records in line order even when a batch is retried.
+		sc.Producer.Idempotent = true
+		sc.Net.MaxOpenRequests = 1
+	case "1":
+		sc.Producer.RequiredAcks = sarama.WaitForLocal
+		sc.Net.MaxOpenRequests = 1 // keep line order on retries
+	case "0":
+		sc.Producer.RequiredAcks = sarama.NoResponse
+	default:
+		return nil, fmt.Errorf("--acks %q: want all, 1 or 0", c.Acks)
+	}
+	switch c.Compression {
+	case "none", "":
+		sc.Producer.Compression = sarama.CompressionNone
+	case "gzip":
+		sc.Producer.Compression = sarama.CompressionGZIP
+	case "snappy":
+		sc.Producer.Compression = sarama.CompressionSnappy
+	case "lz4":
+		sc.Producer.Compression = sarama.CompressionLZ4
+	case "zstd":
+		sc.Producer.Compression = sarama.CompressionZSTD
+	default:
+		return nil, fmt.Errorf("--compression %q: want none, gzip, snappy, lz4 or zstd", c.Compression)
+	}
+	if c.Partition >= 0 {
+		sc.Producer.Partitioner = sarama.NewManualPartitioner
+	}
+	if err := sc.Validate(); err != nil {
+		return nil, fmt.Errorf("producer configuration: %w", err)
+	}
+	return sc, nil
+}
+
+// NewProducer connects to the brokers and checks that the topic (and partition, when one
+// is forced) exists. An unreachable broker fails here, within a few seconds, with an
+// error naming the addresses.
+func NewProducer(ctx context.Context, c Config) (*Producer, error) {
+	sc, err := SaramaConfig(c)
+	if err != nil {
+		return nil, err
+	}
+	addrs := strings.Join(c.Brokers, ",")
+	unreachable := func(err error) error {
+		return fmt.Errorf("cannot reach Kafka at %s (set with -b or %s): %w", addrs, "BROOK_KAFKA_BROKERS", err)
+	}
+	client, err := newClient(ctx, c.Brokers, sc)
+	if err != nil {
+		return nil, unreachable(err)
+	}
+	// The first metadata request is where a dead address shows up (sarama does not fetch
+	// metadata in NewClient when Metadata.Full is off).
+	parts, err := client.Partitions(c.Topic)
+	if err != nil {
+		_ = client.Close()
+		switch {
+		case errors.Is(err, sarama.ErrOutOfBrokers):
+			return nil, unreachable(err)
+		case errors.Is(err, sarama.ErrUnknownTopicOrPartition):
+			return nil, fmt.Errorf("topic %q does not exist on %s and the broker did not create it: %w", c.Topic, addrs, err)
+		}
+		return nil, fmt.Errorf("topic %q on %s: %w", c.Topic, addrs, err)
+	}
+	if c.Partition >= 0 && int(c.Partition) >= len(parts) {
+		_ = client.Close()
+		return nil, fmt.Errorf("-p %d: topic %q has %d partitions (0-%d)", c.Partition, c.Topic, len(parts), len(parts)-1)
+	}
+	ap, err := sarama.NewAsyncProducerFromClient(client)
+	if err != nil {
+		_ = client.Close()
+		return nil, fmt.Errorf("producer for %s: %w", addrs, err)
+	}
+	p := &Producer{
+		client:   client,
+		producer: ap,
+		cfg:      c,
+		start:    time.Now(),
+		done:     make(chan struct{}),
+		rep:      Report{Topic: c.Topic, NoOffsets: c.Acks == "0"},
+	}
+	p.settled = sync.NewCond(&p.mu)
+	go p.collect()
+	return p, nil
+}
+
+// newClient runs sarama.NewClient (which blocks on dialing) but gives up when ctx ends.
+func newClient(ctx context.Context, brokers []string, sc *sarama.Config) (sarama.Client, error) {
+	type result struct {
+		c   sarama.Client
+		err error
+	}
+	ch := make(chan result, 1)
+	// Owned here: it ends by itself within the dial/metadata bounds above; when ctx wins
+	// the race, the late client is closed by the goroutine itself.
+	go func() {
+		c, err := sarama.NewClient(brokers, sc)
+		select {
+		case ch <- result{c, err}:
+		default:
+		}
+	}()
+	select {
+	case r := <-ch:
+		return r.c, r.err
+	case <-ctx.Done():
+		go func() {
+			if r := <-ch; r.c != nil {
+				_ = r.c.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
+}
+
+// collect accounts for every success and error until the producer closes both channels.
+func (p *Producer) collect() {
+	defer close(p.done)
+	succ, errs := p.producer.Successes(), p.producer.Errors()
+	for succ != nil || errs != nil {
+		select {
+		case m, ok := <-succ:
+			if !ok {
+				succ = nil
+				continue
+			}
+			p.mu.Lock()
+			p.rep.Records++
+			p.rep.Bytes += int64(encLen(m.Key) + encLen(m.Value))
+			p.rep.add(m.Partition, m.Offset)
+			p.settled.Broadcast()
+			p.mu.Unlock()
+		case e, ok := <-errs:
+			if !ok {
+				errs = nil
+				continue
+			}
+			p.mu.Lock()
+			p.rep.Rejected++
+			if len(p.errs) < maxErrorsShown {
+				p.errs = append(p.errs, describe(e))
+			}
+			p.settled.Broadcast()
+			p.mu.Unlock()
+		}
+	}
+}
+
+func describe(e *sarama.ProducerError) string {
+	if line, ok := e.Msg.Metadata.(int); ok && line > 0 {
+		return fmt.Sprintf("line %d: %v", line, e.Err)
+	}
+	return e.Err.Error()
+}
+
+func encLen(e sarama.Encoder) int {
+	if e == nil {
+		return 0
+	}
+	return e.Length()
+}
+
+// Send queues rec for the configured topic and partition.
+func (p *Producer) Send(ctx context.Context, rec Record) error {
+	msg := &sarama.ProducerMessage{
+		Topic:    p.cfg.Topic,
+		Value:    sarama.ByteEncoder(rec.Value),
+		Metadata: rec.Line,
+	}
+	if rec.Key != nil {
+		msg.Key = sarama.ByteEncoder(rec.Key)
+	}
+	if p.cfg.Partition >= 0 {
+		msg.Partition = p.cfg.Partition
+	}
+	for _, h := range rec.Headers {
+		msg.Headers = append(msg.Headers, sarama.RecordHeader{Key: []byte(h.Key), Value: []byte(h.Value)})
+	}
+	p.mu.Lock()
+	p.sent++
+	p.mu.Unlock()
+	select {
+	case p.producer.Input() <- msg:
+		return nil
+	case <-ctx.Done():
+		p.mu.Lock()
+		p.sent--
+		p.mu.Unlock()
+		return ctx.Err()
+	}
+}
+
+// Close flushes, waits for every result and reports. The error lists up to five rejected
+// records and how many there were in all.
+//
+// It first waits until sarama has answered for every record sent, and only then shuts the
+// producer down: sarama fails records that are being retried (e.g. after a first "broker
+// not connected") with ErrShuttingDown when AsyncClose comes in the middle of the retry.
+// Every record does get an answer, after at most Producer.Retry.Max bounded attempts.
+func (p *Producer) Close() (Report, error) {
+	p.mu.Lock()
+	for p.rep.Records+p.rep.Rejected < p.sent {
+		p.settled.Wait()
+	}
+	p.mu.Unlock()
+	p.producer.AsyncClose()
+	<-p.done
+	cerr := p.client.Close()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rep := p.rep
+	rep.Duration = time.Since(p.start)
+	var err error
+	if rep.Rejected > 0 {
+		more := ""
+		if rep.Rejected > len(p.errs) {
+			more = fmt.Sprintf(" (first %d shown)", len(p.errs))
+		}
+		err = fmt.Errorf("%d %s rejected%s:\n  %s", rep.Rejected, plural(rep.Rejected, "record"), more, strings.Join(p.errs, "\n  "))
+	}
+	if cerr != nil && !errors.Is(cerr, sarama.ErrClosedClient) {
+		err = errors.Join(err, fmt.Errorf("closing Kafka client: %w", cerr))
+	}
+	return rep, err
+}
