@@ -84,8 +84,8 @@ func fromPartial(obj map[string]json.RawMessage, d Defaults) (events.Event, erro
 	if err != nil {
 		return events.Event{}, err
 	}
-	if spec != "" && spec != "1.0" {
-		return events.Event{}, fmt.Errorf("specversion %q: only 1.0 is supported", spec)
+	if spec != "" && spec != events.SpecVersion {
+		return events.Event{}, fmt.Errorf("specversion %q: only %s is supported", spec, events.SpecVersion)
 	}
 	if tm != "" {
 		t, perr := time.Parse(time.RFC3339Nano, tm)
@@ -165,10 +165,13 @@ func fill(ev events.Event, d Defaults) (events.Event, error) {
 	}
 	ev.Time = ev.Time.UTC()
 	if ev.DataContentType == "" && ev.Data != nil {
-		ev.DataContentType = "application/json"
+		ev.DataContentType = events.ContentTypeJSON
 	}
 	if ev.Subject == "" {
 		ev.Subject = dataID(ev.Data)
+	}
+	if err := ev.Validate(); err != nil {
+		return events.Event{}, err
 	}
 	return ev, nil
 }
