@@ -7,8 +7,12 @@ MODULES := api kit services/bookshelf-commands services/bookshelf-lastread servi
 .PHONY: run test unit integration e2e bench gen lint clean consul tools
 
 ## run: the whole platform on this machine (embedded Kafka, Consul dev agent, all services)
+##      flags go in ARGS, e.g. make run ARGS="--only kafka,consul" or ARGS="--port-offset 100"
+## (devstack runs as bin/devstack rather than under `go run`, so Ctrl-C and
+##  SIGTERM reach it directly; it stops services, Consul, then Kafka.)
 run: consul
-	$(GO) run ./tools/devstack up
+	$(GO) build -o bin/devstack ./tools/devstack
+	bin/devstack up $(ARGS)
 
 ## consul: build bin/consul once from the Go module proxy
 consul:

@@ -50,4 +50,3 @@ func ReadyLine(cfg Config, running []string) string {
 	}
 	return strings.Join(parts, " ")
 }
-
