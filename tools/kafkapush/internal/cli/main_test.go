@@ -1,7 +1,5 @@
 package cli_test
 
-// TestMain: SARAMA_LOG=1 go test ... prints sarama's own log, for debugging producer issues.
-
 import (
 	"log"
 	"os"
@@ -10,6 +8,7 @@ import (
 	"github.com/IBM/sarama"
 )
 
+// TestMain: SARAMA_LOG=1 go test ... prints sarama's own log, for debugging producer issues.
 func TestMain(m *testing.M) {
 	if os.Getenv("SARAMA_LOG") != "" {
 		sarama.Logger = log.New(os.Stderr, "[sarama] ", log.LstdFlags)
