@@ -7,9 +7,6 @@ import (
 	"github.com/brook-dev/brook/tools/kafkapush/internal/push"
 )
 
-// kafkaVersion is the protocol version sarama announces, shared with every Brook client.
-var kafkaVersion = events.KafkaVersion
-
 // ceRecord returns the --cloudevents line builder: the line becomes a complete CloudEvent
 // (see package cloudevent), encoded with kit/events' envelope in binary or structured mode.
 // A -K key replaces the default key (the subject).

@@ -186,7 +186,7 @@ func (c *common) validate() error {
 	if c.partition < -1 {
 		return usagef("-p/--partition %d: want a partition number, or -1 for the partitioner", c.partition)
 	}
-	if _, err := push.SaramaConfig(push.Config{Acks: c.acks, Compression: c.compression, Partition: c.partition, Version: kafkaVersion}); err != nil {
+	if _, err := push.SaramaConfig(push.Config{Acks: c.acks, Compression: c.compression, Partition: c.partition}); err != nil {
 		return usageError{err}
 	}
 	return nil
@@ -207,7 +207,6 @@ func (c *common) open(cmd *cobra.Command) (push.Sink, error) {
 		Partition:   c.partition,
 		Acks:        c.acks,
 		Compression: c.compression,
-		Version:     kafkaVersion,
 	})
 }
 

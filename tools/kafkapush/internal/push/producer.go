@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+
+	"github.com/brook-dev/brook/kit/events"
 )
 
 // Timeouts that bound how long kafkapush waits for an unreachable broker: each seed broker
@@ -25,10 +27,10 @@ const (
 type Config struct {
 	Brokers     []string
 	Topic       string
-	Partition   int32  // -1: the hash partitioner picks (by key; random without key)
-	Acks        string // all | 1 | 0
-	Compression string // none | gzip | snappy | lz4 | zstd
-	Version     sarama.KafkaVersion
+	Partition   int32               // -1: the hash partitioner picks (by key; random without key)
+	Acks        string              // all | 1 | 0
+	Compression string              // none | gzip | snappy | lz4 | zstd
+	Version     sarama.KafkaVersion // zero: events.KafkaVersion, shared by every Brook client
 	ClientID    string
 }
 
@@ -56,6 +58,9 @@ func SaramaConfig(c Config) (*sarama.Config, error) {
 		sc.ClientID = "kafkapush"
 	}
 	sc.Version = c.Version
+	if sc.Version == (sarama.KafkaVersion{}) {
+		sc.Version = events.KafkaVersion
+	}
 	sc.Net.DialTimeout = DialTimeout
 	sc.Net.ReadTimeout = requestTimeout + 5*time.Second // longer than Producer.Timeout
 	sc.Net.WriteTimeout = requestTimeout

@@ -1,0 +1,49 @@
+package push
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+)
+
+func TestReportWrite(t *testing.T) {
+	r := Report{Topic: "demo", Records: 3, Bytes: 57, Duration: 1500 * time.Millisecond, Skipped: 1}
+	r.add(2, 10)
+	r.add(0, 4)
+	r.add(2, 11)
+	var b bytes.Buffer
+	r.Write(&b)
+	want := `kafkapush: 3 records (57 bytes) to topic "demo" in 1.5s (2 records/s), 0 rejected, 1 empty line skipped
+  partition 0: offset 4 (1 record)
+  partition 2: offsets 10-11 (2 records)
+`
+	if b.String() != want {
+		t.Errorf("got:\n%s\nwant:\n%s", b.String(), want)
+	}
+	r.NoOffsets = true
+	b.Reset()
+	r.Write(&b)
+	if !bytes.Contains(b.Bytes(), []byte("partition 2: 2 records (offsets unknown with --acks 0)")) {
+		t.Errorf("acks=0 summary:\n%s", b.String())
+	}
+}
+
+func TestDryRunQuotesUnprintableValues(t *testing.T) {
+	var b bytes.Buffer
+	d := NewDryRun(&b, "t", -1)
+	if err := d.Send(context.Background(), Record{Value: []byte("a\x1bb")}); err != nil {
+		t.Fatal(err)
+	}
+	if want := "record 1 topic=t partition=auto key=(none)\n  value: \"a\\x1bb\"\n"; b.String() != want {
+		t.Errorf("got %q want %q", b.String(), want)
+	}
+}
+
+func TestSaramaConfigChoices(t *testing.T) {
+	for _, c := range []Config{{Acks: "all"}, {Acks: "1", Compression: "zstd"}, {Acks: "0", Compression: "lz4", Partition: 3}} {
+		if _, err := SaramaConfig(c); err != nil {
+			t.Errorf("%+v: %v", c, err)
+		}
+	}
+}
