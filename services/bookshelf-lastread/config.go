@@ -1,0 +1,70 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+
+	bookshelfv1 "github.com/brook-dev/brook/api/bookshelf/v1"
+	"github.com/brook-dev/brook/kit/config"
+)
+
+// Config is everything bookshelf-lastread reads at start (see config.yaml for a commented copy).
+type Config struct {
+	config.Base `mapstructure:",squash"`
+	View        ViewConfig `mapstructure:"view"`
+}
+
+// ViewConfig says where the view comes from.
+type ViewConfig struct {
+	// Topic carries the bookshelf events (BROOK_VIEW_TOPIC).
+	Topic string `mapstructure:"topic"`
+	// Group is the Kafka consumer group (BROOK_VIEW_GROUP). Every replica of the view needs the
+	// whole topic, so replicas must NOT share a group: give each its own (and its own data dir).
+	Group string `mapstructure:"group"`
+	// DLQ is the dead-letter topic for events the view cannot apply (BROOK_VIEW_DLQ). It stays
+	// bookshelf-lastread.dlq when the group is changed per replica.
+	DLQ string `mapstructure:"dlq"`
+	// CatchUp replays from the view's own checkpoints to the end of the topic at start, before
+	// the consumer group joins (BROOK_VIEW_CATCH_UP). Keeps a fresh or lost data dir complete.
+	CatchUp bool `mapstructure:"catch_up"`
+}
+
+// viewFile is the bbolt file of the view inside the data dir.
+const viewFile = "view.db"
+
+func defaultConfig() Config {
+	return Config{
+		Base: config.DefaultBase(bookshelfv1.ServiceLastRead, ":9002", ":8002"),
+		View: ViewConfig{
+			Topic:   bookshelfv1.Topic,
+			Group:   bookshelfv1.ServiceLastRead,
+			DLQ:     bookshelfv1.ServiceLastRead + ".dlq",
+			CatchUp: true,
+		},
+	}
+}
+
+// Validate checks the settings, naming the key that is wrong.
+func (c Config) Validate() error {
+	if err := c.Base.Validate(); err != nil {
+		return err
+	}
+	if err := c.RequireBrokers(); err != nil {
+		return err
+	}
+	switch {
+	case strings.TrimSpace(c.Data.Dir) == "":
+		return config.Invalid("data.dir", "must not be empty")
+	case strings.TrimSpace(c.View.Topic) == "":
+		return config.Invalid("view.topic", "must not be empty")
+	case strings.TrimSpace(c.View.Group) == "":
+		return config.Invalid("view.group", "must not be empty")
+	case strings.TrimSpace(c.View.DLQ) == "":
+		return config.Invalid("view.dlq", "must not be empty")
+	case c.View.DLQ == c.View.Topic:
+		return config.Invalid("view.dlq", "must differ from view.topic %q", c.View.Topic)
+	}
+	return nil
+}
+
+func (c Config) viewPath() string { return filepath.Join(c.Data.Dir, viewFile) }
