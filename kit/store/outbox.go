@@ -48,6 +48,35 @@ type Relay struct {
 	pub     Publisher
 	o       RelayOptions
 	running atomic.Bool
+
+	published, failures atomic.Uint64
+	lastErr             atomic.Pointer[string]
+	failing             atomic.Bool // the last publish attempt failed
+}
+
+// RelayStats is a snapshot of a relay's work since it was created.
+type RelayStats struct {
+	Running   bool
+	Published uint64 // entries acknowledged by Kafka and deleted from the outbox
+	Errors    uint64 // failed publish attempts (each retried)
+	Pending   int    // entries waiting
+	Failing   bool   // the last publish attempt failed (Kafka unreachable or refusing)
+	LastError string // of the most recent failure, "" if none yet
+}
+
+// Stats returns the relay's counters, for status pages and readiness.
+func (r *Relay) Stats() RelayStats {
+	st := RelayStats{
+		Running:   r.running.Load(),
+		Published: r.published.Load(),
+		Errors:    r.failures.Load(),
+		Pending:   r.s.Pending(),
+		Failing:   r.failing.Load(),
+	}
+	if p := r.lastErr.Load(); p != nil {
+		st.LastError = *p
+	}
+	return st
 }
 
 // NewRelay returns a relay from s's outbox to pub.
@@ -92,6 +121,10 @@ func (r *Relay) Run(ctx context.Context) error {
 			return fmt.Errorf("store: relay: %w", err)
 		case err != nil:
 			outboxPublishErrors.WithLabelValues(r.s.name).Inc()
+			r.failures.Add(1)
+			r.failing.Store(true)
+			msg := err.Error()
+			r.lastErr.Store(&msg)
 			r.o.Logger.WarnContext(ctx, "outbox relay: publish failed, will retry",
 				"err", err, "retry_in", backoff, "pending", r.s.Pending())
 			select {
@@ -103,6 +136,9 @@ func (r *Relay) Run(ctx context.Context) error {
 			continue
 		}
 		backoff = r.o.MinBackoff
+		if n > 0 {
+			r.failing.Store(false)
+		}
 		if n == r.o.BatchSize {
 			continue // probably more waiting
 		}
@@ -189,6 +225,7 @@ func (r *Relay) pass(ctx context.Context) (int, error) {
 	}
 	r.s.addPending(-int64(len(done) + len(dead)))
 	outboxPublished.WithLabelValues(r.s.name).Add(float64(len(done)))
+	r.published.Add(uint64(len(done)))
 	for _, it := range dead {
 		r.o.Logger.ErrorContext(ctx, "outbox relay: entry cannot be published, moved to "+string(esDeadBucket),
 			"seq", binary.BigEndian.Uint64(it.seq), "err", it.bad)
