@@ -33,8 +33,10 @@ type ViewConfig struct {
 const viewFile = "view.db"
 
 func defaultConfig() Config {
+	base := config.DefaultBase(bookshelfv1.ServiceLastRead, ":9002", ":8002")
+	base.Kafka.Brokers = []string{"127.0.0.1:9092"} // the local platform (make run)
 	return Config{
-		Base: config.DefaultBase(bookshelfv1.ServiceLastRead, ":9002", ":8002"),
+		Base: base,
 		View: ViewConfig{
 			Topic:   bookshelfv1.Topic,
 			Group:   bookshelfv1.ServiceLastRead,

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/brook-dev/brook/kit/config"
+)
+
+func noEnv(string) (string, bool) { return "", false }
+
+// config.yaml documents the defaults: loading it must give exactly defaultConfig().
+func TestConfigYAMLIsTheDefaults(t *testing.T) {
+	var cfg Config
+	if err := config.Load(&cfg, config.WithDefaults(defaultConfig()), config.WithFile("config.yaml"), config.WithEnv(noEnv)); err != nil {
+		t.Fatal(err)
+	}
+	if want := defaultConfig(); !reflect.DeepEqual(cfg, want) {
+		t.Fatalf("config.yaml differs from the defaults:\n got %+v\nwant %+v", cfg, want)
+	}
+}
+
+func TestConfigEnvAndValidation(t *testing.T) {
+	env := map[string]string{"BROOK_VIEW_GROUP": "lastread-2", "BROOK_VIEW_CATCH_UP": "false", "BROOK_KAFKA_BROKERS": "a:1,b:2"}
+	var cfg Config
+	err := config.Load(&cfg, config.WithDefaults(defaultConfig()), config.WithEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.View.Group != "lastread-2" || cfg.View.CatchUp || len(cfg.Kafka.Brokers) != 2 || cfg.View.DLQ != "bookshelf-lastread.dlq" {
+		t.Fatalf("cfg = %+v", cfg)
+	}
+
+	for key, val := range map[string]string{
+		"view.topic": "BROOK_VIEW_TOPIC= ", "view.dlq": "BROOK_VIEW_DLQ=bookshelf", "kafka.brokers": "BROOK_KAFKA_BROKERS= ",
+		"data.dir": "BROOK_DATA_DIR= ",
+	} {
+		k, v, _ := strings.Cut(val, "=")
+		var cfg Config
+		err := config.Load(&cfg, config.WithDefaults(defaultConfig()), config.WithEnv(func(name string) (string, bool) {
+			if name == k {
+				return v, true
+			}
+			return "", false
+		}))
+		var fe *config.FieldError
+		if !errors.As(err, &fe) || fe.Key != key {
+			t.Errorf("%s: err = %v, want a FieldError naming %s", val, err, key)
+		}
+	}
+}
