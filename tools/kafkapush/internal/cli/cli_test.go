@@ -269,3 +269,26 @@ func TestHelpHasExamples(t *testing.T) {
 		}
 	}
 }
+
+func TestMistypedSubcommandIsNotSentAsLines(t *testing.T) {
+	for _, args := range [][]string{{"boko", "read"}, {"books", "read"}, {"read"}, {"bok"}, {"bookk", "x"}} {
+		r := kafkapush(t, "", nil, append([]string{"--dry-run"}, args...)...)
+		if r.code != 2 || r.stdout != "" || !strings.Contains(r.stderr, "looks like a command") {
+			t.Errorf("%v: exit %d stdout %q stderr %q; want usage error and nothing sent", args, r.code, r.stdout, r.stderr)
+		}
+	}
+	// After --, the same words are plain lines.
+	r := mustPush(t, "", "--dry-run", "--", "read", "books")
+	if !strings.Contains(r.stdout, "value: read") || !strings.Contains(r.stdout, "value: books") {
+		t.Errorf("after --: %s", r.stdout)
+	}
+}
+
+func TestAcksZeroStillDeliversAndSaysOffsetsAreUnknown(t *testing.T) {
+	c, brokers := newCluster(t, "demo", 1)
+	r := mustPush(t, "a\nb\nc\n", "-b", brokers, "-t", "demo", "--acks", "0")
+	c.WaitFor(t, "demo", 3, 30*time.Second)
+	if !strings.Contains(r.stderr, "3 records") || !strings.Contains(r.stderr, "offsets unknown with --acks 0") {
+		t.Errorf("summary: %s", r.stderr)
+	}
+}

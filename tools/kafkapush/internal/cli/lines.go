@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -29,6 +30,14 @@ func runLines(cmd *cobra.Command, c *common, lo *lineOpts, args []string) error 
 	keySet := cmd.Flags().Changed("key")
 	if keySet && lo.keySep != "" {
 		return usagef("-k and -K are exclusive: -k sets one key for all records, -K reads it from each line")
+	}
+	if len(args) > 0 && cmd.ArgsLenAtDash() != 0 && looksLikeCommand(args[0]) {
+		rest := args[1:]
+		if !editDistanceAtMostOne(strings.ToLower(args[0]), "book") && strings.ToLower(args[0]) != "books" {
+			rest = args // "kafkapush read ..." forgot "book"
+		}
+		return usagef("%q looks like a command, not a line: did you mean 'kafkapush book %s'? To send it as a record, put it after --: kafkapush -- %s",
+			args[0], strings.Join(rest, " "), strings.Join(args, " "))
 	}
 	if lo.file != "" && len(args) > 0 {
 		return usagef("give lines either as arguments or with -f %s, not both", lo.file)
@@ -84,6 +93,40 @@ func runLines(cmd *cobra.Command, c *common, lo *lineOpts, args []string) error 
 		}
 	}
 	return finish(cmd, sink, src.Skipped(), runErr)
+}
+
+// looksLikeCommand catches a mistyped or forgotten "book" subcommand, which the root
+// command would otherwise send as lines ("kafkapush boko read" -> two records).
+func looksLikeCommand(arg string) bool {
+	a := strings.ToLower(arg)
+	switch a {
+	case "read", "added", "removed", "catalog", "add", "remove":
+		return true
+	}
+	return a != "book" && editDistanceAtMostOne(a, "book") || a == "books"
+}
+
+// editDistanceAtMostOne reports whether a and b differ by at most one insertion, deletion,
+// substitution or swap of adjacent letters.
+func editDistanceAtMostOne(a, b string) bool {
+	if len(a) > len(b) {
+		a, b = b, a
+	}
+	if len(b)-len(a) > 1 {
+		return false
+	}
+	i := 0
+	for i < len(a) && a[i] == b[i] {
+		i++
+	}
+	if len(a) == len(b) {
+		if i >= len(a)-1 {
+			return true
+		}
+		// one substitution, or two adjacent letters swapped ("boko")
+		return a[i+1:] == b[i+1:] || (a[i] == b[i+1] && a[i+1] == b[i] && a[i+2:] == b[i+2:])
+	}
+	return a[i:] == b[i+1:]
 }
 
 // openInput picks the line source: arguments, -f FILE, or stdin.
