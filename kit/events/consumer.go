@@ -1,0 +1,680 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/brook-dev/brook/kit/track"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Handler handles one event. Returning nil means the event is done and its offset may be
+// committed. Wrap an error with Retryable to have the event retried with backoff; any other
+// error sends it to the dead-letter topic at once. ctx carries the event's request id and
+// traceparent (kit/track), and is cancelled when the consumer shuts down.
+type Handler func(ctx context.Context, ev Event) error
+
+type retryableError struct{ err error }
+
+func (e retryableError) Error() string { return e.err.Error() }
+func (e retryableError) Unwrap() error { return e.err }
+
+// Retryable marks err as transient: the consumer retries the event with exponential backoff
+// (ConsumerOptions.Retry) before dead-lettering it. Retryable(nil) is nil.
+func Retryable(err error) error {
+	if err == nil {
+		return nil
+	}
+	return retryableError{err}
+}
+
+// IsRetryable reports whether err (or an error it wraps) was marked with Retryable.
+func IsRetryable(err error) bool {
+	var r retryableError
+	return errors.As(err, &r)
+}
+
+// RetryOptions controls retries of errors marked Retryable.
+type RetryOptions struct {
+	Max        int           // attempts in total, including the first (default 5)
+	Initial    time.Duration // backoff after the first failure (default 100ms), doubled each time
+	MaxBackoff time.Duration // backoff ceiling (default 10s)
+}
+
+// ConsumerOptions configures a Consumer. Brokers, Group, Topics and Handler are required.
+type ConsumerOptions struct {
+	Brokers []string
+	Group   string
+	Topics  []string
+	Handler Handler
+	// Name identifies the stream at /mgmt/streams and in logs (default Group).
+	Name string
+	// Service is written in the dlq_service header of dead letters (default Name).
+	Service string
+	Retry   RetryOptions
+	// DLQ is the dead-letter topic (default "<Group>.dlq"). It is created (1 partition, broker
+	// default replication) when missing.
+	DLQ string
+	// StatsInterval is how often the STATS line is logged (default 30s; negative disables).
+	StatsInterval time.Duration
+	Logger        *slog.Logger
+	// InitialOffset is where a group without a committed offset starts: sarama.OffsetOldest
+	// (default, so nothing published before the first start is missed) or sarama.OffsetNewest.
+	InitialOffset int64
+	// CommitInterval is how often handled offsets are committed in the background (default 1s).
+	// They are also committed when partitions are revoked and when the consumer stops.
+	CommitInterval time.Duration
+	// SessionTimeout and HeartbeatInterval are the group membership timings (defaults 10s, 3s).
+	SessionTimeout    time.Duration
+	HeartbeatInterval time.Duration
+	// StartStopped makes Run wait for Start before joining the group.
+	StartStopped bool
+	// Configure, if set, may adjust the consumer's sarama configuration last.
+	Configure func(*sarama.Config)
+}
+
+// StreamStatus is a snapshot of a consumer for GET /mgmt/streams; its fields match
+// kit/service's StreamStatus.
+type StreamStatus struct {
+	Name         string   `json:"name"`
+	State        string   `json:"state"` // running | starting | stopped | failed
+	Group        string   `json:"group,omitempty"`
+	Topics       []string `json:"topics,omitempty"`
+	Consumed     uint64   `json:"consumed"`
+	Errors       uint64   `json:"errors"`
+	DeadLettered uint64   `json:"dead_lettered"`
+	Rate         float64  `json:"rate"`   // events/s over the last stats interval
+	AvgMs        float64  `json:"avg_ms"` // average handler time per attempt, milliseconds
+	Lag          int64    `json:"lag"`    // records behind the partition ends, summed
+	LastError    string   `json:"last_error,omitempty"`
+}
+
+// Stream states.
+const (
+	StateStopped  = "stopped"
+	StateStarting = "starting"
+	StateRunning  = "running"
+	StateFailed   = "failed"
+)
+
+// Consumer runs a handler over a consumer group, at least once: an offset is marked (and then
+// committed) only after its record was handled or dead-lettered, in partition order, so a
+// crash or rebalance at any point causes redelivery, never loss. Partitions are handled
+// concurrently, one goroutine each.
+//
+// Run owns the consumer's lifetime; Stop and Start pause and resume it at runtime (Stop leaves
+// the group, so other members take over the partitions). It implements kit/service's Stream
+// (Name, Start, Stop, Status) and Runner (Run).
+type Consumer struct {
+	o        ConsumerOptions
+	log      *slog.Logger
+	dlqTopic string
+	cfg      *sarama.Config
+
+	mu            sync.Mutex
+	want          bool // should be consuming
+	running       bool // Run is active
+	state         string
+	lastErr       string
+	cancelSession context.CancelFunc
+	sessionDone   chan struct{}
+	wake          chan struct{}
+	window        statsWindow // last completed stats window
+
+	dlq *Publisher // owned by the Run goroutine
+
+	consumed, failures, dead, calls, callNanos atomic.Uint64
+
+	lagMu sync.Mutex
+	lag   map[topicPartition]int64
+
+	metricsMu sync.Mutex
+	metrics   map[string]*consumerMetrics
+}
+
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+type consumerMetrics struct {
+	consumed, failed, dead prometheus.Counter
+	handling               prometheus.Observer
+	lag                    prometheus.Gauge
+}
+
+type statsWindow struct {
+	at                     time.Time
+	consumed, calls, nanos uint64
+	rate, avgMs            float64
+	done                   bool // at least one interval completed
+}
+
+// NewConsumer checks the options and returns a consumer; it connects only when Run starts.
+func NewConsumer(o ConsumerOptions) (*Consumer, error) {
+	switch {
+	case len(o.Brokers) == 0:
+		return nil, errors.New("events: new consumer: no brokers")
+	case o.Group == "":
+		return nil, errors.New("events: new consumer: no group")
+	case len(o.Topics) == 0:
+		return nil, fmt.Errorf("events: new consumer %s: no topics", o.Group)
+	case o.Handler == nil:
+		return nil, fmt.Errorf("events: new consumer %s: no handler", o.Group)
+	}
+	if o.Name == "" {
+		o.Name = o.Group
+	}
+	if o.Service == "" {
+		o.Service = o.Name
+	}
+	if o.Retry.Max <= 0 {
+		o.Retry.Max = 5
+	}
+	if o.Retry.Initial <= 0 {
+		o.Retry.Initial = 100 * time.Millisecond
+	}
+	if o.Retry.MaxBackoff <= 0 {
+		o.Retry.MaxBackoff = 10 * time.Second
+	}
+	if o.StatsInterval == 0 {
+		o.StatsInterval = 30 * time.Second
+	}
+	if o.InitialOffset == 0 {
+		o.InitialOffset = sarama.OffsetOldest
+	}
+	if o.CommitInterval <= 0 {
+		o.CommitInterval = time.Second
+	}
+	c := &Consumer{
+		o: o, log: o.Logger, dlqTopic: o.DLQ,
+		want: !o.StartStopped, state: StateStopped,
+		wake: make(chan struct{}, 1), lag: map[topicPartition]int64{},
+		metrics: map[string]*consumerMetrics{},
+	}
+	if c.log == nil {
+		c.log = slog.Default()
+	}
+	c.log = c.log.With("stream", o.Name, "group", o.Group)
+	if c.dlqTopic == "" {
+		c.dlqTopic = o.Group + ".dlq"
+	}
+	c.cfg = c.saramaConfig()
+	if err := c.cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("events: new consumer %s: %w", o.Group, err)
+	}
+	return c, nil
+}
+
+func (c *Consumer) saramaConfig() *sarama.Config {
+	cfg := NewSaramaConfig(c.o.Name)
+	cfg.Consumer.Return.Errors = true
+	cfg.Consumer.Offsets.Initial = c.o.InitialOffset
+	// Only offsets marked after successful handling are committed, in the background and
+	// when a session ends (partitions revoked, Stop): at-least-once.
+	cfg.Consumer.Offsets.AutoCommit.Enable = true
+	cfg.Consumer.Offsets.AutoCommit.Interval = c.o.CommitInterval
+	if c.o.SessionTimeout > 0 {
+		cfg.Consumer.Group.Session.Timeout = c.o.SessionTimeout
+	}
+	if c.o.HeartbeatInterval > 0 {
+		cfg.Consumer.Group.Heartbeat.Interval = c.o.HeartbeatInterval
+	}
+	if c.o.Configure != nil {
+		c.o.Configure(cfg)
+	}
+	return cfg
+}
+
+// Name returns the stream name.
+func (c *Consumer) Name() string { return c.o.Name }
+
+// Start resumes consuming after Stop (no-op when running). It returns at once; the consumer
+// joins the group in the background.
+func (c *Consumer) Start() error {
+	c.mu.Lock()
+	c.want = true
+	c.mu.Unlock()
+	c.signal()
+	return nil
+}
+
+// Stop pauses consuming: it lets the record being handled on each partition finish, commits
+// every handled offset, leaves the group and returns. No-op when stopped.
+func (c *Consumer) Stop() error {
+	c.mu.Lock()
+	c.want = false
+	cancel, done := c.cancelSession, c.sessionDone
+	c.mu.Unlock()
+	c.signal()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+	return nil
+}
+
+func (c *Consumer) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Status returns the consumer's state and statistics. Rate and AvgMs cover the last completed
+// stats interval (since Run started, before the first one completes).
+func (c *Consumer) Status() StreamStatus {
+	c.mu.Lock()
+	st := StreamStatus{
+		Name: c.o.Name, State: c.state, Group: c.o.Group, Topics: append([]string(nil), c.o.Topics...),
+		LastError: c.lastErr,
+	}
+	w := c.window
+	c.mu.Unlock()
+	st.Consumed, st.Errors, st.DeadLettered = c.consumed.Load(), c.failures.Load(), c.dead.Load()
+	if w.done {
+		st.Rate, st.AvgMs = w.rate, w.avgMs
+	} else if !w.at.IsZero() {
+		st.Rate, st.AvgMs = c.measure(w, time.Now())
+	}
+	st.Lag = c.totalLag()
+	return st
+}
+
+func (c *Consumer) measure(from statsWindow, now time.Time) (rate, avgMs float64) {
+	if el := now.Sub(from.at).Seconds(); el > 0 {
+		rate = float64(c.consumed.Load()-from.consumed) / el
+	}
+	if calls := c.calls.Load() - from.calls; calls > 0 {
+		avgMs = float64(c.callNanos.Load()-from.nanos) / float64(calls) / 1e6
+	}
+	return rate, avgMs
+}
+
+func (c *Consumer) totalLag() int64 {
+	c.lagMu.Lock()
+	defer c.lagMu.Unlock()
+	var sum int64
+	for _, l := range c.lag {
+		sum += l
+	}
+	return sum
+}
+
+func (c *Consumer) setState(state string, err error) {
+	c.mu.Lock()
+	c.state = state
+	if err != nil {
+		c.lastErr = err.Error()
+	}
+	c.mu.Unlock()
+}
+
+// Run consumes until ctx ends, following Start and Stop. Errors talking to Kafka are logged,
+// shown in Status and retried with backoff; Run returns nil when ctx ends, or an error if it
+// is already running. Cancelling ctx also cancels the contexts of running handlers; call Stop
+// first to let them finish.
+func (c *Consumer) Run(ctx context.Context) error {
+	c.mu.Lock()
+	if c.running {
+		c.mu.Unlock()
+		return fmt.Errorf("events: consumer %s: already running", c.o.Name)
+	}
+	c.running = true
+	c.window = statsWindow{at: time.Now()}
+	c.mu.Unlock()
+
+	var wg sync.WaitGroup
+	statsCtx, stopStats := context.WithCancel(ctx)
+	if c.o.StatsInterval > 0 {
+		wg.Go(func() { c.statsLoop(statsCtx) })
+	}
+	defer func() {
+		stopStats()
+		wg.Wait()
+		if c.dlq != nil {
+			if err := c.dlq.Close(); err != nil {
+				c.log.Error("closing dead-letter producer", "err", err)
+			}
+			c.dlq = nil
+		}
+		c.mu.Lock()
+		c.running = false
+		c.state = StateStopped
+		c.mu.Unlock()
+	}()
+
+	backoff := time.Second
+	for {
+		c.mu.Lock()
+		want := c.want
+		c.mu.Unlock()
+		if !want {
+			c.setState(StateStopped, nil)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-c.wake:
+				continue
+			}
+		}
+		err := c.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err == nil {
+			backoff = time.Second
+			continue
+		}
+		c.setState(StateFailed, err)
+		c.log.Error("consumer failed; retrying", "err", err, "retry_in", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-c.wake:
+		case <-t.C:
+		}
+		t.Stop()
+		backoff = min(backoff*2, 30*time.Second)
+	}
+}
+
+// session joins the group and consumes until Stop or ctx ends, then leaves the group.
+func (c *Consumer) session(ctx context.Context) error {
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	c.mu.Lock()
+	if !c.want {
+		c.mu.Unlock()
+		cancel()
+		return nil
+	}
+	c.cancelSession, c.sessionDone, c.state = cancel, done, StateStarting
+	c.mu.Unlock()
+	defer func() {
+		cancel()
+		c.mu.Lock()
+		c.cancelSession, c.sessionDone = nil, nil
+		c.mu.Unlock()
+		close(done)
+	}()
+
+	if c.dlq == nil {
+		p, err := NewPublisher(c.o.Brokers, PublisherOptions{ClientID: c.o.Name + "-dlq", Logger: c.log})
+		if err != nil {
+			return fmt.Errorf("dead-letter producer: %w", err)
+		}
+		c.dlq = p
+		ectx, ecancel := context.WithTimeout(sctx, 30*time.Second)
+		if err := EnsureTopic(ectx, c.o.Brokers, c.dlqTopic, 1, 0); err != nil {
+			c.log.Warn("could not ensure the dead-letter topic; dead letters will fail until it exists",
+				"dlq", c.dlqTopic, "err", err)
+		}
+		ecancel()
+	}
+
+	group, err := sarama.NewConsumerGroup(c.o.Brokers, c.o.Group, c.cfg)
+	if err != nil {
+		return fmt.Errorf("join group %s: %w", c.o.Group, err)
+	}
+	var errWG sync.WaitGroup
+	errWG.Go(func() {
+		for err := range group.Errors() {
+			c.log.Warn("consumer group error", "err", err)
+		}
+	})
+	h := &groupHandler{c: c, ctx: ctx}
+	var consumeErr error
+	for sctx.Err() == nil {
+		if err := group.Consume(sctx, c.o.Topics, h); err != nil {
+			if sctx.Err() == nil && !errors.Is(err, sarama.ErrClosedConsumerGroup) {
+				consumeErr = fmt.Errorf("consume %v: %w", c.o.Topics, err)
+			}
+			break
+		}
+	}
+	closeErr := group.Close() // leaves the group; marked offsets were committed in Cleanup
+	errWG.Wait()
+	if closeErr != nil {
+		closeErr = fmt.Errorf("leave group %s: %w", c.o.Group, closeErr)
+	}
+	return errors.Join(consumeErr, closeErr)
+}
+
+func (c *Consumer) metricsFor(topic string) *consumerMetrics {
+	c.metricsMu.Lock()
+	defer c.metricsMu.Unlock()
+	m, ok := c.metrics[topic]
+	if !ok {
+		g := c.o.Group
+		m = &consumerMetrics{
+			consumed: consumedTotal.WithLabelValues(g, topic),
+			failed:   failedTotal.WithLabelValues(g, topic),
+			dead:     deadLetteredTotal.WithLabelValues(g, topic),
+			handling: handlingSeconds.WithLabelValues(g, topic),
+			lag:      lagGauge.WithLabelValues(g, topic),
+		}
+		c.metrics[topic] = m
+	}
+	return m
+}
+
+func (c *Consumer) statsLoop(ctx context.Context) {
+	t := time.NewTicker(c.o.StatsInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			c.mu.Lock()
+			prev := c.window
+			rate, avg := c.measure(prev, now)
+			c.window = statsWindow{at: now, consumed: c.consumed.Load(), calls: c.calls.Load(),
+				nanos: c.callNanos.Load(), rate: rate, avgMs: avg, done: true}
+			state := c.state
+			c.mu.Unlock()
+			c.log.Info("STATS", "state", state, "consumed", c.consumed.Load(), "errors", c.failures.Load(),
+				"dead_lettered", c.dead.Load(), "rate", round2(rate), "avg_ms", round2(avg), "lag", c.totalLag())
+		}
+	}
+}
+
+func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
+
+// groupHandler adapts the Consumer to sarama's ConsumerGroupHandler for one session.
+type groupHandler struct {
+	c   *Consumer
+	ctx context.Context // Run's context: handlers outlive a rebalance, not a shutdown
+}
+
+func (h *groupHandler) Setup(s sarama.ConsumerGroupSession) error {
+	h.c.setState(StateRunning, nil)
+	h.c.log.Info("partitions assigned", "claims", s.Claims(), "generation", s.GenerationID())
+	return nil
+}
+
+// Cleanup runs after every ConsumeClaim returned, i.e. after the in-flight records finished;
+// it commits what they marked before the partitions can move to another member.
+func (h *groupHandler) Cleanup(s sarama.ConsumerGroupSession) error {
+	s.Commit()
+	h.c.log.Info("partitions released", "generation", s.GenerationID())
+	return nil
+}
+
+// ConsumeClaim handles one partition's records in order. A record is marked only once handled
+// or dead-lettered; if the session ends first the record stays unmarked and the loop returns,
+// so nothing after it is marked either.
+func (h *groupHandler) ConsumeClaim(s sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	c := h.c
+	m := c.metricsFor(claim.Topic())
+	tp := topicPartition{claim.Topic(), claim.Partition()}
+	var lastLag int64
+	defer func() {
+		m.lag.Sub(float64(lastLag))
+		c.lagMu.Lock()
+		delete(c.lag, tp)
+		c.lagMu.Unlock()
+	}()
+	for {
+		select {
+		case msg, ok := <-claim.Messages():
+			if !ok {
+				return nil
+			}
+			if !h.process(s, msg, m) {
+				return nil
+			}
+			s.MarkMessage(msg, "")
+			lag := max(claim.HighWaterMarkOffset()-msg.Offset-1, 0)
+			m.lag.Add(float64(lag - lastLag))
+			lastLag = lag
+			c.lagMu.Lock()
+			c.lag[tp] = lag
+			c.lagMu.Unlock()
+		case <-s.Context().Done():
+			return nil
+		}
+	}
+}
+
+// process decodes and handles one record with retries, dead-lettering it when it cannot be
+// decoded or handled. It returns false if the session or the consumer ended before the record
+// was done (the record must then not be marked).
+func (h *groupHandler) process(s sarama.ConsumerGroupSession, msg *sarama.ConsumerMessage, m *consumerMetrics) bool {
+	c := h.c
+	headers := make([]Header, len(msg.Headers))
+	for i, rh := range msg.Headers {
+		headers[i] = Header{Key: string(rh.Key), Value: rh.Value}
+	}
+	ev, err := Decode(msg.Key, headers, msg.Value)
+	if err != nil {
+		c.failures.Add(1)
+		m.failed.Inc()
+		c.log.Warn("undecodable record; dead-lettering", "topic", msg.Topic, "partition", msg.Partition,
+			"offset", msg.Offset, "err", err)
+		return h.deadLetter(s, msg, err, m)
+	}
+	ev.Topic, ev.Partition, ev.Offset = msg.Topic, msg.Partition, msg.Offset
+	ctx := track.WithTraceParent(track.WithRequestID(h.ctx, ev.RequestID()), ev.TraceParent())
+	for attempt := 1; ; attempt++ {
+		start := time.Now()
+		err := h.call(ctx, ev)
+		d := time.Since(start)
+		c.calls.Add(1)
+		c.callNanos.Add(uint64(d))
+		m.handling.Observe(d.Seconds())
+		if err == nil {
+			c.consumed.Add(1)
+			m.consumed.Inc()
+			return true
+		}
+		if h.ctx.Err() != nil {
+			return false // shutting down: the handler saw its context cancelled
+		}
+		c.failures.Add(1)
+		m.failed.Inc()
+		if !IsRetryable(err) || attempt >= c.o.Retry.Max {
+			c.log.WarnContext(ctx, "handler failed; dead-lettering", "topic", msg.Topic, "partition", msg.Partition,
+				"offset", msg.Offset, "event_id", ev.ID, "type", ev.Type, "attempts", attempt, "err", err)
+			if attempt > 1 {
+				err = fmt.Errorf("after %d attempts: %w", attempt, err)
+			}
+			return h.deadLetter(s, msg, err, m)
+		}
+		wait := backoff(c.o.Retry, attempt)
+		c.log.InfoContext(ctx, "handler failed; retrying", "topic", msg.Topic, "partition", msg.Partition,
+			"offset", msg.Offset, "event_id", ev.ID, "attempt", attempt, "retry_in", wait, "err", err)
+		if !sleep(s.Context(), wait) {
+			return false
+		}
+	}
+}
+
+// call runs the handler, turning a panic into an error so one bad event cannot kill the
+// consumer (the event is dead-lettered instead).
+func (h *groupHandler) call(ctx context.Context, ev Event) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("handler panicked: %v", r)
+		}
+	}()
+	return h.c.o.Handler(ctx, ev)
+}
+
+// deadLetter writes the original record plus dlq_* headers to the dead-letter topic, retrying
+// until it succeeds or the session ends (then the record stays unmarked and is redelivered:
+// nothing is dropped silently).
+func (h *groupHandler) deadLetter(s sarama.ConsumerGroupSession, msg *sarama.ConsumerMessage, cause error, m *consumerMetrics) bool {
+	c := h.c
+	headers := make([]sarama.RecordHeader, 0, len(msg.Headers)+6)
+	for _, rh := range msg.Headers {
+		if rh != nil {
+			headers = append(headers, *rh)
+		}
+	}
+	for _, kv := range [...][2]string{
+		{"dlq_topic", msg.Topic},
+		{"dlq_partition", strconv.FormatInt(int64(msg.Partition), 10)},
+		{"dlq_offset", strconv.FormatInt(msg.Offset, 10)},
+		{"dlq_error", cause.Error()},
+		{"dlq_service", c.o.Service},
+		{"dlq_time", time.Now().UTC().Format(time.RFC3339Nano)},
+	} {
+		headers = append(headers, sarama.RecordHeader{Key: []byte(kv[0]), Value: []byte(kv[1])})
+	}
+	out := &sarama.ProducerMessage{Topic: c.dlqTopic, Headers: headers}
+	if msg.Key != nil {
+		out.Key = sarama.ByteEncoder(msg.Key)
+	}
+	if msg.Value != nil {
+		out.Value = sarama.ByteEncoder(msg.Value)
+	}
+	for attempt := 1; ; attempt++ {
+		err := c.dlq.sendRaw(h.ctx, out)
+		if err == nil {
+			c.dead.Add(1)
+			m.dead.Inc()
+			return true
+		}
+		c.log.Error("dead-letter publish failed; the record stays uncommitted and is retried",
+			"dlq", c.dlqTopic, "topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset,
+			"attempt", attempt, "err", err)
+		if !sleep(s.Context(), backoff(c.o.Retry, attempt)) {
+			return false
+		}
+	}
+}
+
+// backoff returns the wait after the given failed attempt: Initial doubled per attempt, capped
+// at MaxBackoff, with up to 20% jitter so partitions retrying together spread out.
+func backoff(r RetryOptions, attempt int) time.Duration {
+	d := r.Initial
+	for i := 1; i < attempt && d < r.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, r.MaxBackoff)
+	return d - time.Duration(rand.Int64N(int64(d)/5+1))
+}
+
+// sleep waits d or until ctx ends; it reports whether the full wait elapsed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
