@@ -128,4 +128,3 @@ func validBearer(header, token string) bool {
 	}
 	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(token)) == 1
 }
-
