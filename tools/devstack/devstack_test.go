@@ -566,3 +566,33 @@ func TestCrashedServiceIsLoggedAndRestartedWithFlag(t *testing.T) {
 		t.Errorf("exit code %d", code)
 	}
 }
+
+func TestBrokenServiceStopsStartupUnlessSkipped(t *testing.T) {
+	root := fakeRoot(t)
+	broken := filepath.Join(root, "services/bookshelf-lastread/main.go")
+	if err := os.MkdirAll(filepath.Dir(broken), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(broken, []byte("package main\n\nfunc main() { undefinedThing() }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"up", "--root", root, "--only", "bookshelf-lastread,gateway",
+		"--port-offset", strconv.Itoa(freeOffset(t)), "--data-dir", t.TempDir()}
+
+	r := start(t, []string{"GOWORK=off"}, args...)
+	if code := r.wait(); code != 1 {
+		t.Fatalf("exit code %d with a broken service, want 1", code)
+	}
+	r.waitLine(`^\[build\] .*undefinedThing`, time.Second)
+	r.waitLine(`^devstack: build of bookshelf-lastread, gateway failed`, time.Second)
+
+	r = start(t, []string{"GOWORK=off"}, append(args, "--skip-broken")...)
+	ready := r.waitLine(`^ready .*`, 3*time.Minute)[0]
+	r.waitLine(`^\[devstack\] warning: skipping bookshelf-lastread: build of bookshelf-lastread failed`, time.Second)
+	if !strings.Contains(ready, "gateway=") || strings.Contains(ready, "bookshelf-lastread") {
+		t.Errorf("ready line %q: want the gateway and not the broken service", ready)
+	}
+	if code := r.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit code %d", code)
+	}
+}

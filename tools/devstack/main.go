@@ -64,6 +64,7 @@ type upFlags struct {
 	readyTimeout   time.Duration
 	grace          time.Duration
 	restart        bool
+	skipBroken     bool
 }
 
 func upCommand() *cobra.Command {
@@ -101,6 +102,7 @@ func upCommand() *cobra.Command {
 	fl.DurationVar(&f.readyTimeout, "ready-timeout", 2*time.Minute, "how long each service may take to answer 200 on /readyz")
 	fl.DurationVar(&f.grace, "grace", 10*time.Second, "time between SIGTERM and SIGKILL when stopping a process")
 	fl.BoolVar(&f.restart, "restart", false, "restart a service that exits unexpectedly")
+	fl.BoolVar(&f.skipBroken, "skip-broken", false, "skip (with a warning) services that fail to build instead of stopping")
 	return cmd
 }
 
@@ -170,6 +172,7 @@ func (f *upFlags) config(cmd *cobra.Command) (stack.Config, error) {
 		ReadyTimeout:   f.readyTimeout,
 		Grace:          f.grace,
 		Restart:        f.restart,
+		SkipBroken:     f.skipBroken,
 		Out:            procs.NewOutput(os.Stdout),
 	}, nil
 }

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,53 +16,6 @@ import (
 	"github.com/brook-dev/brook/tools/devstack/internal/catalog"
 	"github.com/brook-dev/brook/tools/devstack/internal/procs"
 )
-
-// prepareServices keeps the services that have a main package (warning about
-// the others) and builds them into <root>/bin with one go build.
-func (s *stack) prepareServices(ctx context.Context) ([]catalog.Service, error) {
-	var keep []catalog.Service
-	var pkgs, names []string
-	for _, def := range s.cfg.Services {
-		if !catalog.HasMain(s.cfg.Root, def) {
-			s.log.Println(fmt.Sprintf("warning: skipping %s: no main package in %s yet", def.Name, def.Dir))
-			continue
-		}
-		keep = append(keep, def)
-		pkgs = append(pkgs, "./"+filepath.ToSlash(def.Dir))
-		names = append(names, def.Name)
-	}
-	if len(keep) == 0 {
-		return nil, nil
-	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		return nil, fmt.Errorf("build: the go command is not on PATH: %w", err)
-	}
-	binDir := filepath.Join(s.cfg.Root, "bin")
-	s.log.Println(fmt.Sprintf("building %s into %s", strings.Join(names, ", "), binDir))
-	// The repo builds in workspace mode (go.work), where -mod=mod is an error;
-	// drop it if the caller's GOFLAGS carries it (scripts export it for
-	// GOWORK=off builds).
-	env := append(os.Environ(), "GOFLAGS="+workspaceGoflags(os.Getenv("GOFLAGS")))
-	p, err := procs.Start(procs.Spec{
-		Name: "build", Path: goBin,
-		Args: append([]string{"build", "-o", binDir + string(filepath.Separator)}, pkgs...),
-		Env:  env, Dir: s.cfg.Root,
-	}, s.cfg.Out)
-	if err != nil {
-		return nil, fmt.Errorf("build: %w", err)
-	}
-	select {
-	case <-p.Done():
-	case <-ctx.Done():
-		_ = p.Stop(s.cfg.Grace, s.cfg.Force)
-		return nil, fmt.Errorf("build: %w", ctx.Err())
-	}
-	if err := p.Err(); err != nil {
-		return nil, fmt.Errorf("build of %s failed (%v); see the [build] lines above", strings.Join(names, ", "), err)
-	}
-	return keep, nil
-}
 
 // service is one supervised service process; proc changes on restart.
 type service struct {
@@ -241,15 +193,4 @@ func envValue(env []string, key string) string {
 		}
 	}
 	return val
-}
-
-// workspaceGoflags removes -mod=mod from a GOFLAGS value.
-func workspaceGoflags(goflags string) string {
-	var keep []string
-	for _, f := range strings.Fields(goflags) {
-		if f != "-mod=mod" {
-			keep = append(keep, f)
-		}
-	}
-	return strings.Join(keep, " ")
 }

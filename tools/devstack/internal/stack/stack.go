@@ -45,6 +45,7 @@ type Config struct {
 	ReadyTimeout time.Duration // per service, for /readyz to answer 200
 	Grace        time.Duration // SIGTERM -> SIGKILL
 	Restart      bool          // restart a service that exits unexpectedly
+	SkipBroken   bool          // skip services that fail to build instead of stopping
 
 	Out   *procs.Output
 	Force <-chan struct{} // closed (e.g. second Ctrl-C) to skip grace periods
