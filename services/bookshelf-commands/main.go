@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/pflag"
@@ -27,7 +28,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bookshelf-commands:", err)
 		os.Exit(2)
 	}
-	svc, err := newService(context.Background(), cfg)
+	svc, err := newService(context.Background(), cfg, os.Stderr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bookshelf-commands:", err)
 		os.Exit(1)
@@ -40,9 +41,9 @@ func main() {
 
 // newService wires the service: event store -> command API (gRPC and REST) -> outbox relay ->
 // Kafka, with readiness checks and the shutdown order (relay stops, then the Kafka publisher
-// closes, then the store).
-func newService(ctx context.Context, cfg Config) (*service.Service, error) {
-	logger := kitlog.New(os.Stderr, kitlog.Options{
+// closes, then the store). Logs go to logTo.
+func newService(ctx context.Context, cfg Config, logTo io.Writer) (*service.Service, error) {
+	logger := kitlog.New(logTo, kitlog.Options{
 		Service: cfg.Service, Version: version, Level: cfg.Log.Level, Format: cfg.Log.Format,
 	})
 
