@@ -238,10 +238,22 @@ func TestGRPCCommandsPublishExactlyTheirEvents(t *testing.T) {
 		call func() error
 		code codes.Code
 	}{
-		{func() error { _, err := ts.grpc.MarkBookRead(context.Background(), &bookshelfv1.MarkBookReadRequest{Id: b.GetId()}); return err }, codes.NotFound},
-		{func() error { _, err := ts.grpc.RemoveBook(context.Background(), &bookshelfv1.RemoveBookRequest{Id: b.GetId()}); return err }, codes.NotFound},
-		{func() error { _, err := ts.grpc.AddBook(context.Background(), &bookshelfv1.AddBookRequest{Title: "T"}); return err }, codes.InvalidArgument},
-		{func() error { _, err := ts.grpc.MarkBookRead(context.Background(), &bookshelfv1.MarkBookReadRequest{}); return err }, codes.InvalidArgument},
+		{func() error {
+			_, err := ts.grpc.MarkBookRead(context.Background(), &bookshelfv1.MarkBookReadRequest{Id: b.GetId()})
+			return err
+		}, codes.NotFound},
+		{func() error {
+			_, err := ts.grpc.RemoveBook(context.Background(), &bookshelfv1.RemoveBookRequest{Id: b.GetId()})
+			return err
+		}, codes.NotFound},
+		{func() error {
+			_, err := ts.grpc.AddBook(context.Background(), &bookshelfv1.AddBookRequest{Title: "T"})
+			return err
+		}, codes.InvalidArgument},
+		{func() error {
+			_, err := ts.grpc.MarkBookRead(context.Background(), &bookshelfv1.MarkBookReadRequest{})
+			return err
+		}, codes.InvalidArgument},
 	} {
 		if err := c.call(); status.Code(err) != c.code {
 			t.Errorf("want %s, got %v", c.code, err)
