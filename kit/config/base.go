@@ -57,8 +57,8 @@ type KafkaConfig struct {
 type ConsulConfig struct {
 	Addr string `mapstructure:"addr"` // BROOK_CONSUL_ADDR, "" = no registration
 	// Advertise is the host other processes (and Consul's checks) use to reach this one
-	// (BROOK_CONSUL_ADVERTISE). Empty = the listener's host, or 127.0.0.1 when it listens on
-	// all interfaces; set it in containers (e.g. to the compose service name).
+	// (BROOK_CONSUL_ADVERTISE). Empty = the listener's host when it is a specific one, else
+	// kit/registry's default (the local address facing the Consul agent).
 	Advertise string `mapstructure:"advertise"`
 }
 

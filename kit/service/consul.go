@@ -1,13 +1,38 @@
 package service
 
 import (
-	"errors"
+	"context"
 	"log/slog"
+
+	"github.com/brook-dev/brook/kit/registry"
 )
 
-// newConsulRegistrar builds the default Registrar for cfg.Consul.Addr on kit/registry.
-// TODO(kit/registry): wire registry.New once that package is committed.
+// consulRegistrar adapts kit/registry to Registrar: the default when cfg.Consul.Addr is set.
+// kit/registry retries registration in the background, restores it after an agent restart,
+// and reports the state through Healthy (the "consul" readiness check).
+type consulRegistrar struct{ r *registry.Registry }
+
 func newConsulRegistrar(addr string, logger *slog.Logger) (Registrar, error) {
-	_ = logger
-	return nil, errors.New("kit/registry is not wired yet; pass Options.Registrar or leave BROOK_CONSUL_ADDR empty (" + addr + ")")
+	r, err := registry.New(addr, logger)
+	if err != nil {
+		return nil, err
+	}
+	return consulRegistrar{r: r}, nil
 }
+
+func (c consulRegistrar) Register(ctx context.Context, in Instance) error {
+	return c.r.Register(ctx, registry.Registration{
+		Name: in.Name, ID: in.ID, Address: in.Address,
+		GRPCPort: in.GRPCPort, HTTPPort: in.HTTPPort,
+		Version: in.Version, Tags: in.Tags,
+	})
+}
+
+// Deregister removes the instance, then releases the client's connections.
+func (c consulRegistrar) Deregister(ctx context.Context) error {
+	err := c.r.Deregister(ctx)
+	_ = c.r.Close()
+	return err
+}
+
+func (c consulRegistrar) Healthy(ctx context.Context) error { return c.r.Healthy(ctx) }

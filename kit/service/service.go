@@ -35,7 +35,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -44,6 +43,7 @@ import (
 
 	"github.com/brook-dev/brook/kit/config"
 	kitlog "github.com/brook-dev/brook/kit/log"
+	"github.com/brook-dev/brook/kit/registry"
 )
 
 // Options tunes a Service. Every field is optional.
@@ -146,7 +146,7 @@ func New(cfg config.Base, o Options) (*Service, error) {
 		opts:    o,
 		name:    cfg.Service,
 		version: o.Version,
-		id:      cfg.Service + "-" + uuid.NewString()[:8],
+		id:      registry.DefaultID(cfg.Service),
 		logger:  o.Logger,
 		maxBody: cfg.HTTP.MaxBodyBytes,
 		streams: map[string]Stream{},
@@ -428,12 +428,11 @@ func (s *Service) instance() Instance {
 	if s.grpcLis != nil {
 		_, in.GRPCPort = splitHostPort(s.GRPCAddr())
 	}
+	// Address: the configured advertise host, else the listener's host when it is a specific
+	// one, else "" so the registrar picks (kit/registry: the interface facing the agent).
 	in.Address = s.cfg.Consul.Advertise
-	if in.Address == "" {
+	if ip := net.ParseIP(host); in.Address == "" && host != "" && (ip == nil || !ip.IsUnspecified()) {
 		in.Address = host
-		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-			in.Address = "127.0.0.1"
-		}
 	}
 	return in
 }
