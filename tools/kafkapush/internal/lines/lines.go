@@ -18,9 +18,9 @@ import (
 	"io"
 )
 
-// DefaultMaxLine is the longest line accepted by default (16 MiB). Kafka brokers reject
-// records above their message.max.bytes (1 MB by default) anyway; the producer reports that
-// as a rejected record rather than kafkapush refusing to read the line.
+// DefaultMaxLine is the longest line accepted by default (16 MiB). Records above 1 MiB
+// (Kafka's default message.max.bytes) are then rejected by the producer, which reports them
+// naming the line: a clearer message than refusing to read the line.
 const DefaultMaxLine = 16 << 20
 
 // Line is one input line, split into key and value when a key separator is in use.

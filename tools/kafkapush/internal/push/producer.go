@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -35,17 +34,20 @@ type Config struct {
 }
 
 // Producer is a Sink that sends records with a sarama async producer and collects every
-// success and error, so Close can account for each record.
+// success and error, so Close can account for each record. Send and Close must be called
+// from one goroutine (kafkapush's read loop).
 type Producer struct {
 	client   sarama.Client
 	producer sarama.AsyncProducer
 	cfg      Config
 	start    time.Time
 
+	sent int // records handed to sarama; owned by the goroutine calling Send and Close
+
+	// The collector goroutine owns rep and errs until it closes done.
+	closing chan int      // Close tells the collector how many answers to expect
+	settled chan struct{} // closed by the collector once every sent record has an answer
 	done    chan struct{} // closed when the collector has drained both result channels
-	mu      sync.Mutex
-	settled *sync.Cond // signalled (with mu) whenever a result arrives
-	sent    int        // records handed to sarama
 	rep     Report
 	errs    []string // the first maxErrorsShown rejections, for the error message
 }
@@ -70,7 +72,9 @@ func SaramaConfig(c Config) (*sarama.Config, error) {
 	sc.Producer.Timeout = requestTimeout
 	sc.Producer.Return.Successes = true
 	sc.Producer.Return.Errors = true
-	sc.Producer.MaxMessageBytes = 16 << 20 // let the broker's own limit decide, and say so
+	// Producer.MaxMessageBytes stays at sarama's 1 MiB: it also caps the size of a batch,
+	// and a larger batch would be rejected by brokers at Kafka's default message.max.bytes.
+	// A single record above it is reported as rejected (naming its line).
 	switch c.Acks {
 	case "all", "-1", "":
 		sc.Producer.RequiredAcks = sarama.WaitForAll
@@ -151,10 +155,11 @@ func NewProducer(ctx context.Context, c Config) (*Producer, error) {
 		producer: ap,
 		cfg:      c,
 		start:    time.Now(),
+		closing:  make(chan int, 1),
+		settled:  make(chan struct{}),
 		done:     make(chan struct{}),
 		rep:      Report{Topic: c.Topic, NoOffsets: c.Acks == "0"},
 	}
-	p.settled = sync.NewCond(&p.mu)
 	go p.collect()
 	return p, nil
 }
@@ -188,36 +193,47 @@ func newClient(ctx context.Context, brokers []string, sc *sarama.Config) (sarama
 	}
 }
 
-// collect accounts for every success and error until the producer closes both channels.
+// collect accounts for every success and error until the producer closes both channels,
+// and closes settled once the count Close asked for is reached.
 func (p *Producer) collect() {
 	defer close(p.done)
+	target, isSettled := -1, false
+	check := func() {
+		if !isSettled && target >= 0 && p.rep.Records+p.rep.Rejected >= target {
+			close(p.settled)
+			isSettled = true
+		}
+	}
+	defer func() {
+		if !isSettled {
+			close(p.settled)
+		}
+	}()
+	closing := p.closing
 	succ, errs := p.producer.Successes(), p.producer.Errors()
 	for succ != nil || errs != nil {
 		select {
+		case n := <-closing:
+			target, closing = n, nil
 		case m, ok := <-succ:
 			if !ok {
 				succ = nil
 				continue
 			}
-			p.mu.Lock()
 			p.rep.Records++
 			p.rep.Bytes += int64(encLen(m.Key) + encLen(m.Value))
 			p.rep.add(m.Partition, m.Offset)
-			p.settled.Broadcast()
-			p.mu.Unlock()
 		case e, ok := <-errs:
 			if !ok {
 				errs = nil
 				continue
 			}
-			p.mu.Lock()
 			p.rep.Rejected++
 			if len(p.errs) < maxErrorsShown {
 				p.errs = append(p.errs, describe(e))
 			}
-			p.settled.Broadcast()
-			p.mu.Unlock()
 		}
+		check()
 	}
 }
 
@@ -251,16 +267,11 @@ func (p *Producer) Send(ctx context.Context, rec Record) error {
 	for _, h := range rec.Headers {
 		msg.Headers = append(msg.Headers, sarama.RecordHeader{Key: []byte(h.Key), Value: []byte(h.Value)})
 	}
-	p.mu.Lock()
-	p.sent++
-	p.mu.Unlock()
 	select {
 	case p.producer.Input() <- msg:
+		p.sent++
 		return nil
 	case <-ctx.Done():
-		p.mu.Lock()
-		p.sent--
-		p.mu.Unlock()
 		return ctx.Err()
 	}
 }
@@ -273,16 +284,11 @@ func (p *Producer) Send(ctx context.Context, rec Record) error {
 // not connected") with ErrShuttingDown when AsyncClose comes in the middle of the retry.
 // Every record does get an answer, after at most Producer.Retry.Max bounded attempts.
 func (p *Producer) Close() (Report, error) {
-	p.mu.Lock()
-	for p.rep.Records+p.rep.Rejected < p.sent {
-		p.settled.Wait()
-	}
-	p.mu.Unlock()
+	p.closing <- p.sent
+	<-p.settled
 	p.producer.AsyncClose()
-	<-p.done
+	<-p.done // from here on the collector is gone: rep and errs are ours
 	cerr := p.client.Close()
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	rep := p.rep
 	rep.Duration = time.Since(p.start)
 	var err error
