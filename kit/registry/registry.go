@@ -96,12 +96,13 @@ type Registry struct {
 	// racing a start never leaves a registration or a loop behind.
 	life sync.Mutex
 
-	mu      sync.Mutex
-	reg     *api.AgentServiceRegistration // nil until Register
-	state   error                         // nil when registered, else why not
-	cancel  context.CancelFunc            // stops the maintain loop
-	done    chan struct{}                 // closed when the maintain loop has returned
-	stopped bool                          // Deregister or Close was called
+	mu           sync.Mutex
+	reg          *api.AgentServiceRegistration // nil until Register
+	state        error                         // nil when registered, else why not
+	cancel       context.CancelFunc            // stops the maintain loop
+	done         chan struct{}                 // closed when the maintain loop has returned
+	stopped      bool                          // Deregister or Close was called
+	deregistered bool                          // Deregister succeeded
 }
 
 var (
@@ -197,17 +198,24 @@ func (r *Registry) Healthy(ctx context.Context) error {
 
 // Deregister stops the maintain loop and removes the instance from the
 // agent. Call it on graceful shutdown before the listeners close, so clients
-// stop picking this instance while it can still answer. It is idempotent;
-// an instance the agent no longer knows counts as deregistered.
+// stop picking this instance while it can still answer. It is idempotent,
+// works after Close, and an instance the agent no longer knows counts as
+// deregistered.
 func (r *Registry) Deregister(ctx context.Context) error {
 	svc := r.stop(errDeregistered)
-	if svc == nil {
+	r.mu.Lock()
+	done := r.deregistered
+	r.mu.Unlock()
+	if svc == nil || done {
 		return nil
 	}
 	err := r.client.Agent().ServiceDeregisterOpts(svc.ID, (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil && !isNotFound(err) {
 		return fmt.Errorf("registry: deregister %s: %w", svc.ID, err)
 	}
+	r.mu.Lock()
+	r.deregistered = true
+	r.mu.Unlock()
 	r.logger.InfoContext(ctx, "consul: deregistered", "service", svc.Name, "id", svc.ID)
 	return nil
 }
@@ -222,26 +230,24 @@ func (r *Registry) Close() error {
 	return nil
 }
 
-// stop ends the maintain loop (waiting for it) and returns the registration
-// that was being maintained, or nil if there was none or it was stopped
-// already.
+// stop ends the maintain loop (the first time; waiting for it), records
+// reason as the state, and returns the registration (nil before Register).
 func (r *Registry) stop(reason error) *api.AgentServiceRegistration {
 	r.life.Lock()
 	defer r.life.Unlock()
 	r.mu.Lock()
-	if r.stopped {
-		r.mu.Unlock()
-		return nil
-	}
+	first := !r.stopped
 	r.stopped = true
 	svc, cancel, done := r.reg, r.cancel, r.done
 	r.mu.Unlock()
-	if cancel != nil {
+	if first && cancel != nil {
 		cancel()
 		<-done
 	}
 	r.mu.Lock()
-	r.state = reason
+	if !r.deregistered {
+		r.state = reason
+	}
 	r.mu.Unlock()
 	return svc
 }
@@ -276,7 +282,7 @@ func (r *Registry) maintain(ctx context.Context, svc *api.AgentServiceRegistrati
 		case ctx.Err() != nil:
 			return
 		case isNotFound(err):
-			r.setState(errors.New("the agent does not know this instance (agent restarted?); registering again"), "id", svc.ID)
+			r.setState(errors.New("the agent does not know this instance (agent restarted, or reaped it after its checks were critical too long); registering again"), "id", svc.ID)
 			registered = false
 		case err != nil:
 			r.setState(fmt.Errorf("agent unreachable: %w", err), "id", svc.ID)

@@ -341,6 +341,15 @@ func TestRegisterWhileAgentDown(t *testing.T) {
 		}
 		return nil
 	})
+
+	// Deregister still removes the instance after Close stopped the loop.
+	_ = reg.Close()
+	if err := reg.Deregister(ctx); err != nil {
+		t.Fatalf("Deregister after Close: %v", err)
+	}
+	if svcs, err := agent.Client().Agent().Services(); err != nil || len(svcs) != 0 {
+		t.Fatalf("agent services after Close+Deregister: %v, %v; want none", svcs, err)
+	}
 }
 
 func TestRegisterValidates(t *testing.T) {
