@@ -292,3 +292,15 @@ func TestAcksZeroStillDeliversAndSaysOffsetsAreUnknown(t *testing.T) {
 		t.Errorf("summary: %s", r.stderr)
 	}
 }
+
+func TestRecordAboveOneMiBIsRejectedNamingItsLine(t *testing.T) {
+	c, brokers := newCluster(t, "demo", 1)
+	huge := strings.Repeat("h", 3<<19) // 1.5 MiB: readable, but above Kafka's default limit
+	r := kafkapush(t, "small\n"+huge+"\n", nil, "-b", brokers, "-t", "demo")
+	if r.code != 1 || !strings.Contains(r.stderr, "line 2:") || !strings.Contains(r.stderr, "1 rejected") {
+		t.Errorf("exit %d stderr %.500s", r.code, r.stderr)
+	}
+	if recs := c.WaitFor(t, "demo", 1, 30*time.Second); string(recs[0].Value) != "small" {
+		t.Errorf("first record %q", recs[0].Value)
+	}
+}
