@@ -63,32 +63,67 @@ func ParseLevel(s string) (slog.Level, error) {
 	return slog.LevelInfo, fmt.Errorf("unknown log level %q (want debug|info|warn|error)", s)
 }
 
-// NewHandler wraps h so each record gets request_id and trace_id from its context when known.
-// New uses it; it is exported for callers bringing their own handler (tests capturing output).
-func NewHandler(h slog.Handler) slog.Handler { return &trackHandler{next: h} }
+// NewHandler wraps h so each record gets request_id and trace_id from its context when known,
+// at the top level even under WithGroup. New uses it; it is exported for callers bringing their
+// own handler (tests capturing output).
+func NewHandler(h slog.Handler) slog.Handler { return &trackHandler{base: h, cur: h} }
 
-type trackHandler struct{ next slog.Handler }
+// trackHandler adds the tracking attributes to each record. Without open groups it appends them
+// to the record (no allocation beyond the attributes); with groups it rebuilds the chain from
+// the handler below the first group, adding them there, so they stay top-level fields.
+type trackHandler struct {
+	base slog.Handler                      // handler below the first WithGroup
+	ops  []func(slog.Handler) slog.Handler // WithGroup/WithAttrs calls since then, in order
+	cur  slog.Handler                      // base with ops applied
+}
 
 func (h *trackHandler) Enabled(ctx context.Context, l slog.Level) bool {
-	return h.next.Enabled(ctx, l)
+	return h.cur.Enabled(ctx, l)
 }
 
 func (h *trackHandler) Handle(ctx context.Context, r slog.Record) error {
-	if ctx != nil {
-		if id := track.RequestID(ctx); id != "" {
-			r.AddAttrs(slog.String("request_id", id))
-		}
-		if tid := track.TraceID(ctx); tid != "" {
-			r.AddAttrs(slog.String("trace_id", tid))
-		}
+	attrs := trackAttrs(ctx)
+	if len(attrs) == 0 {
+		return h.cur.Handle(ctx, r)
 	}
-	return h.next.Handle(ctx, r)
+	if len(h.ops) == 0 {
+		r.AddAttrs(attrs...)
+		return h.cur.Handle(ctx, r)
+	}
+	next := h.base.WithAttrs(attrs)
+	for _, op := range h.ops {
+		next = op(next)
+	}
+	return next.Handle(ctx, r)
+}
+
+func trackAttrs(ctx context.Context) []slog.Attr {
+	if ctx == nil {
+		return nil
+	}
+	var attrs []slog.Attr
+	if id := track.RequestID(ctx); id != "" {
+		attrs = append(attrs, slog.String("request_id", id))
+	}
+	if tid := track.TraceID(ctx); tid != "" {
+		attrs = append(attrs, slog.String("trace_id", tid))
+	}
+	return attrs
 }
 
 func (h *trackHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return &trackHandler{next: h.next.WithAttrs(as)}
+	if len(h.ops) == 0 {
+		next := h.base.WithAttrs(as)
+		return &trackHandler{base: next, cur: next}
+	}
+	return h.with(func(n slog.Handler) slog.Handler { return n.WithAttrs(as) })
 }
 
 func (h *trackHandler) WithGroup(name string) slog.Handler {
-	return &trackHandler{next: h.next.WithGroup(name)}
+	return h.with(func(n slog.Handler) slog.Handler { return n.WithGroup(name) })
+}
+
+func (h *trackHandler) with(op func(slog.Handler) slog.Handler) *trackHandler {
+	ops := append(append([]func(slog.Handler) slog.Handler(nil), h.ops...), op)
+	return &trackHandler{base: h.base, ops: ops, cur: op(h.cur)}
 }

@@ -54,3 +54,18 @@ func TestTextFormatAndLevel(t *testing.T) {
 		t.Fatal("ParseLevel accepted loud")
 	}
 }
+
+func TestTrackingStaysTopLevelUnderGroups(t *testing.T) {
+	var buf bytes.Buffer
+	l := kitlog.New(&buf, kitlog.Options{Service: "svc"})
+	ctx := track.WithRequestID(context.Background(), "req-g")
+	l.WithGroup("consumer").With("topic", "bookshelf").InfoContext(ctx, "handled", "offset", 7)
+	var m map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
+		t.Fatal(err)
+	}
+	group, _ := m["consumer"].(map[string]any)
+	if m["request_id"] != "req-g" || m["service"] != "svc" || group["topic"] != "bookshelf" || group["offset"] != float64(7) {
+		t.Fatalf("line %s", buf.String())
+	}
+}

@@ -48,6 +48,7 @@ func (s *Service) newGateway() *runtime.ServeMux {
 			return nil
 		}),
 		runtime.WithErrorHandler(s.gatewayError),
+		runtime.WithRoutingErrorHandler(s.routingError),
 		runtime.WithForwardResponseOption(forwardHTTPStatus),
 	}
 	return runtime.NewServeMux(append(opts, s.opts.GatewayOptions...)...)
@@ -161,4 +162,17 @@ func (s *Service) gatewayError(ctx context.Context, _ *runtime.ServeMux, _ runti
 		w.Header().Set("WWW-Authenticate", "Bearer")
 	}
 	WriteError(w, httpStatus, body)
+}
+
+// routingError answers requests no gateway route matches: 404 not_found, or 405
+// method_not_allowed when the path exists with another method.
+func (s *Service) routingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
+	switch httpStatus {
+	case http.StatusMethodNotAllowed:
+		WriteError(w, httpStatus, ErrorBody{Code: "method_not_allowed", Message: r.Method + " is not allowed on " + r.URL.Path})
+	case http.StatusNotFound:
+		WriteError(w, httpStatus, ErrorBody{Code: CodeName(codes.NotFound), Message: "no route for " + r.Method + " " + r.URL.Path})
+	default:
+		runtime.DefaultRoutingErrorHandler(ctx, mux, m, w, r, httpStatus)
+	}
 }

@@ -66,6 +66,9 @@ func TestGatewayErrors(t *testing.T) {
 	if code, body, _ := do(t, "GET", h.base+"/v1/nothing-here", "", nil); code != 404 || body["code"] != "not_found" {
 		t.Errorf("unknown route -> %d %v", code, body)
 	}
+	if code, body, _ := do(t, "DELETE", h.base+"/v1/errors/missing", "", nil); code != 405 || body["code"] != "method_not_allowed" {
+		t.Errorf("wrong method -> %d %v", code, body)
+	}
 	if strings.Contains(h.logs.String(), "password authentication failed") == false {
 		t.Error("the hidden Unknown error was not logged")
 	}

@@ -166,6 +166,9 @@ func (s *Service) observeHTTP(next http.Handler) http.Handler {
 		route := new(string)
 		r = r.WithContext(context.WithValue(r.Context(), routeKey{}, route))
 		defer func() {
+			// abort: the handler panicked after starting its response, so the client must see
+			// a broken connection rather than a truncated body it could take as complete.
+			abort := false
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {
 					panic(p)
@@ -173,10 +176,17 @@ func (s *Service) observeHTTP(next http.Handler) http.Handler {
 				panicsRecovered.WithLabelValues(s.name, "http").Inc()
 				s.logger.ErrorContext(r.Context(), "panic in HTTP handler", "method", r.Method, "path", r.URL.Path,
 					"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-				if !sw.wrote {
+				if sw.wrote {
+					abort = true
+				} else {
 					WriteError(sw, http.StatusInternalServerError, ErrorBody{Code: "internal", Message: "internal error"})
 				}
 			}
+			defer func() {
+				if abort {
+					panic(http.ErrAbortHandler) // net/http closes the connection without logging
+				}
+			}()
 			if !sw.wrote {
 				sw.status = http.StatusOK
 			}

@@ -182,6 +182,7 @@ func New(cfg config.Base, o Options) (*Service, error) {
 	s.httpSrv = &http.Server{
 		Handler:           s.httpHandler(s.mux),
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
 
@@ -297,8 +298,13 @@ func (s *Service) Run(ctx context.Context) error {
 		running.Add(1)
 		go func() {
 			defer running.Done()
-			if err := r.Run(streamCtx); err != nil && streamCtx.Err() == nil {
+			err := r.Run(streamCtx)
+			switch {
+			case streamCtx.Err() != nil:
+			case err != nil:
 				fatal <- fmt.Errorf("service: stream %s: %w", st.Name(), err)
+			default:
+				s.logger.WarnContext(streamCtx, "stream run ended before shutdown", "stream", st.Name())
 			}
 		}()
 	}
@@ -316,11 +322,12 @@ func (s *Service) Run(ctx context.Context) error {
 	var errs []error
 	select {
 	case <-ctx.Done():
-		s.logger.InfoContext(ctx, "shutting down", "cause", context.Cause(ctx))
+		s.logger.InfoContext(ctx, "shutting down; a second SIGINT/SIGTERM forces exit", "cause", context.Cause(ctx))
 	case err := <-fatal:
 		s.logger.ErrorContext(ctx, "shutting down after a failure", "error", err)
 		errs = append(errs, err)
 	}
+	stopSignals() // a second signal now gets the default behaviour: the process exits
 	errs = append(errs, s.shutdown(context.WithoutCancel(ctx), streams, stopStreams, &running)...)
 	serving.Wait()
 	for len(fatal) > 0 {

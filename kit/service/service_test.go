@@ -389,10 +389,22 @@ func TestPanicsAreContained(t *testing.T) {
 	h := start(t, testConfig(), service.Options{}, func(s *service.Service) {
 		s.GRPC().RegisterService(&testDesc, &probe{})
 		s.HandleHTTP("GET /panic", http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom in http") }))
+		s.HandleHTTP("GET /panic-late", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = io.WriteString(w, strings.Repeat("partial ", 10000))
+			panic("boom after writing")
+		}))
 	})
 	code, body, _ := do(t, "GET", h.base+"/panic", "", nil)
 	if code != http.StatusInternalServerError || body["code"] != "internal" {
 		t.Fatalf("HTTP panic -> %d %v", code, body)
+	}
+	// A panic after the response started: the client must not get a clean, truncated body.
+	if resp, err := http.Get(h.base + "/panic-late"); err == nil {
+		_, err = io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if err == nil {
+			t.Fatal("panic after writing: the client read a complete response")
+		}
 	}
 	conn := grpcConn(t, h.svc.GRPCAddr())
 	err := conn.Invoke(context.Background(), "/brook.test.Probe/Panic", &emptypb.Empty{}, &emptypb.Empty{})

@@ -17,8 +17,8 @@ func FromIncomingMetadata(ctx context.Context) context.Context {
 		}
 		return ""
 	}
-	// Values already in ctx (an in-process grpc-gateway call) win over metadata only when
-	// the metadata has none.
+	// Valid metadata values replace those already in ctx; for an in-process grpc-gateway call
+	// both are the same, set by the HTTP middleware.
 	ctx = Extract(ctx, GRPCKeys, get)
 	return Ensure(ctx)
 }
