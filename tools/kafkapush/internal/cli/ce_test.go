@@ -152,3 +152,14 @@ func TestCloudEventsBadLinesFailNamingTheLine(t *testing.T) {
 		})
 	}
 }
+
+func TestCloudEventsKeyFromLineOrFlagOverridesSubject(t *testing.T) {
+	r := mustPush(t, `b-7|{"id":"b-1"}`+"\n", "--dry-run", "--cloudevents", "--type", "a.v1", "-K", "|")
+	if !strings.Contains(r.stdout, `key="b-7"`) || !strings.Contains(r.stdout, "header ce_subject: b-1") || !strings.Contains(r.stdout, `value: {"id":"b-1"}`) {
+		t.Errorf("-K with --cloudevents:\n%s", r.stdout)
+	}
+	r = mustPush(t, "", "--dry-run", "-k", "fixed", "book", "removed", "--id", "b-1")
+	if !strings.Contains(r.stdout, `key="fixed"`) || !strings.Contains(r.stdout, "header ce_subject: b-1") {
+		t.Errorf("-k with book removed:\n%s", r.stdout)
+	}
+}
