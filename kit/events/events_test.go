@@ -319,25 +319,31 @@ func TestDeadLetters(t *testing.T) {
 }
 
 // If the dead-letter topic cannot be written, the record is not committed and is retried
-// until it can: nothing is dropped.
+// until it can: nothing is dropped, even when the consumer is killed meanwhile.
 func TestDeadLetterFailureBlocksCommit(t *testing.T) {
 	c := kafkatest.New(t)
 	c.CreateTopic(t, "in", 1)
 	c.Publish(t, "in", []byte("k"), []byte("poison"))
 	var refuse atomic.Bool
+	var refused atomic.Int32
 	refuse.Store(true)
 	c.Kfake().ControlKey(0, func(kreq kmsgRequest) (kmsgResponse, error, bool) { // Produce
 		c.Kfake().KeepControl()
-		return nil, errors.New("refused"), refuse.Load()
+		if !refuse.Load() {
+			return nil, nil, false
+		}
+		refused.Add(1)
+		return nil, errors.New("refused"), true
 	})
 	o := consumerOpts(c, "g-dlqfail", "in", newRecorder().handler)
-	start(t, o)
-	// Give it a few failed dead-letter attempts, then make sure nothing was committed.
-	time.Sleep(500 * time.Millisecond)
+	first := start(t, o)
+	waitUntil(t, "refused dead-letter attempts", func() bool { return refused.Load() >= 3 })
+	first.kill(t) // closing the session commits every marked offset
 	if got := committed(t, c, "g-dlqfail", "in"); got != 0 {
 		t.Fatalf("committed %d before the dead letter was written", got)
 	}
 	refuse.Store(false)
+	start(t, o)
 	c.WaitFor(t, "g-dlqfail.dlq", 1, waitLimit)
 	waitUntil(t, "commit after dead letter", func() bool { return committed(t, c, "g-dlqfail", "in") == 1 })
 }
