@@ -8,11 +8,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
 
 	bookshelfv1 "github.com/brook-dev/brook/api/bookshelf/v1"
 	"github.com/brook-dev/brook/kit/kafkatest"
@@ -286,5 +289,48 @@ func (p *process) kill() {
 	case <-p.done:
 	case <-time.After(10 * time.Second):
 		p.t.Errorf("process %d did not die", p.cmd.Process.Pid)
+	}
+}
+
+// Kafka is down: commands are still accepted (the outbox keeps their events), /readyz names
+// "kafka" as failing, and once Kafka is reachable the waiting events are published.
+func TestCommandsAcceptedWhileKafkaIsDown(t *testing.T) {
+	addr := freeAddr(t) // nothing listens here yet
+	_, portStr, _ := net.SplitHostPort(addr)
+	port, _ := strconv.Atoi(portStr)
+	cfg := testConfig(t, []string{addr}, t.TempDir())
+	ts := startService(t, cfg)
+
+	code, body, _ := ts.do("POST", "/v1/books", `{"title":"Offline","author":"A"}`)
+	if code != http.StatusCreated {
+		t.Fatalf("add while Kafka is down: %d %v", code, body)
+	}
+	id := body["book"].(map[string]any)["id"].(string)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, body, _ = ts.do("GET", "/readyz", "")
+		checks, _ := body["checks"].(map[string]any)
+		if code == http.StatusServiceUnavailable && checks["kafka"] != "ok" && checks["store"] == "ok" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz never reported kafka: %d %v", code, body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	kc := kafkatest.New(t, kafkatest.WithKfakeOptions(kfake.Ports(port)))
+	recs := recordsOf(t, kc, id, 1)
+	if len(recs) != 1 || hdrs(recs[0])["ce_type"] != bookshelfv1.TypeBookAdded {
+		t.Fatalf("event of the offline command: %v", recs)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if code, _, _ := ts.do("GET", "/readyz", ""); code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz did not recover with Kafka back")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
