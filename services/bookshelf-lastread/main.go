@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -74,7 +75,7 @@ func command() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return rebuild(cmd.Context(), cfg)
+			return rebuild(cmd.Context(), cfg, newLogger(cfg), cmd.OutOrStdout())
 		},
 	})
 	return root
@@ -137,9 +138,8 @@ func build(ctx context.Context, cfg Config, logger *slog.Logger) (*service.Servi
 	return svc, nil
 }
 
-// rebuild is the offline rebuild command.
-func rebuild(ctx context.Context, cfg Config) error {
-	logger := newLogger(cfg)
+// rebuild is the offline rebuild command; it prints a summary to out.
+func rebuild(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) error {
 	views, err := store.OpenViewStore(cfg.viewPath(), store.ViewOptions{})
 	if err != nil {
 		return fmt.Errorf("%w (is the service running? rebuild it with POST /mgmt/rebuild)", err)
@@ -151,7 +151,7 @@ func rebuild(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("rebuilt %s from %s: %d records read, %d applied, %d ignored, %d bad (skipped), in %s\n",
+	fmt.Fprintf(out, "rebuilt %s from %s: %d records read, %d applied, %d ignored, %d bad (skipped), in %s\n",
 		cfg.viewPath(), cfg.View.Topic, st.Read, st.Applied, st.Ignored, st.Bad, st.Took.Round(1e6))
 	return nil
 }

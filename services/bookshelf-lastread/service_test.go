@@ -478,8 +478,12 @@ func TestRebuildGivesTheLiveView(t *testing.T) {
 
 	// Offline: stop, rebuild with the command, start again.
 	in.stop()
-	if err := rebuild(context.Background(), cfg); err != nil {
+	var summary strings.Builder
+	if err := rebuild(context.Background(), cfg, testLogger(), &summary); err != nil {
 		t.Fatal(err)
+	}
+	if !strings.Contains(summary.String(), "11 applied") {
+		t.Errorf("rebuild summary = %q, want 11 applied", summary.String())
 	}
 	cfg.View.CatchUp = false // the rebuilt file alone must hold the view
 	again := start(t, cfg)

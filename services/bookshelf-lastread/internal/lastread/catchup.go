@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -20,6 +21,14 @@ const batchSize = 500
 type CatchUpStats struct {
 	Read, Applied, Duplicates, Ignored, Bad int
 	Took                                    time.Duration
+}
+
+func (s *CatchUpStats) add(o CatchUpStats) {
+	s.Read += o.Read
+	s.Applied += o.Applied
+	s.Duplicates += o.Duplicates
+	s.Ignored += o.Ignored
+	s.Bad += o.Bad
 }
 
 // CatchUp brings the view up to the end of topic as it is now, reading every partition
@@ -38,6 +47,7 @@ func CatchUp(ctx context.Context, brokers []string, topic string, p *Projection,
 	var st CatchUpStats
 	cfg := events.NewSaramaConfig("bookshelf-lastread-catchup")
 	cfg.Consumer.Return.Errors = true
+	cfg.Consumer.MaxWaitTime = 50 * time.Millisecond // don't linger at the end of a partition
 	client, err := sarama.NewClient(brokers, cfg)
 	if err != nil {
 		return st, fmt.Errorf("lastread: catch-up: connect: %w", err)
@@ -62,10 +72,31 @@ func CatchUp(ctx context.Context, brokers []string, topic string, p *Projection,
 	}
 	defer consumer.Close()
 
+	// Partitions are read concurrently (bbolt still serialises the writes); the first error
+	// cancels the others.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
 	for _, part := range parts {
-		if err := p.catchUpPartition(ctx, client, consumer, topic, part, cps, &st); err != nil {
-			return st, err
-		}
+		wg.Go(func() {
+			var ps CatchUpStats
+			err := p.catchUpPartition(ctx, client, consumer, topic, part, cps, &ps)
+			mu.Lock()
+			defer mu.Unlock()
+			st.add(ps)
+			if err != nil {
+				errs = append(errs, err)
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return st, err
 	}
 	st.Took = time.Since(start)
 	logger.InfoContext(ctx, "catch-up done", "topic", topic, "read", st.Read, "applied", st.Applied,
