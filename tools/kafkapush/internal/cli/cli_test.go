@@ -271,11 +271,15 @@ func TestHelpHasExamples(t *testing.T) {
 }
 
 func TestMistypedSubcommandIsNotSentAsLines(t *testing.T) {
-	for _, args := range [][]string{{"boko", "read"}, {"books", "read"}, {"read"}, {"bok"}, {"bookk", "x"}} {
+	for _, args := range [][]string{{"boko", "read"}, {"books", "read"}, {"read"}, {"bok", "added"}, {"bookk", "catalog"}} {
 		r := kafkapush(t, "", nil, append([]string{"--dry-run"}, args...)...)
 		if r.code != 2 || r.stdout != "" || !strings.Contains(r.stderr, "looks like a command") {
 			t.Errorf("%v: exit %d stdout %q stderr %q; want usage error and nothing sent", args, r.code, r.stdout, r.stderr)
 		}
+	}
+	// Ordinary words near "book" are lines.
+	if r := mustPush(t, "", "--dry-run", "took", "look"); !strings.Contains(r.stdout, "value: took") {
+		t.Errorf("took look: %s", r.stdout)
 	}
 	// After --, the same words are plain lines.
 	r := mustPush(t, "", "--dry-run", "--", "read", "books")

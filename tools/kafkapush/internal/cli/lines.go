@@ -31,13 +31,8 @@ func runLines(cmd *cobra.Command, c *common, lo *lineOpts, args []string) error 
 	if keySet && lo.keySep != "" {
 		return usagef("-k and -K are exclusive: -k sets one key for all records, -K reads it from each line")
 	}
-	if len(args) > 0 && cmd.ArgsLenAtDash() != 0 && looksLikeCommand(args[0]) {
-		rest := args[1:]
-		if !editDistanceAtMostOne(strings.ToLower(args[0]), "book") && strings.ToLower(args[0]) != "books" {
-			rest = args // "kafkapush read ..." forgot "book"
-		}
-		return usagef("%q looks like a command, not a line: did you mean 'kafkapush book %s'? To send it as a record, put it after --: kafkapush -- %s",
-			args[0], strings.Join(rest, " "), strings.Join(args, " "))
+	if err := notACommand(cmd, args); err != nil {
+		return err
 	}
 	if lo.file != "" && len(args) > 0 {
 		return usagef("give lines either as arguments or with -f %s, not both", lo.file)
@@ -54,16 +49,16 @@ func runLines(cmd *cobra.Command, c *common, lo *lineOpts, args []string) error 
 		build = ceRecord(c, lo.ceType)
 	}
 
+	src, closeSrc, err := openInput(cmd, lo, args)
+	if err != nil {
+		return err
+	}
+	defer closeSrc()
 	// Connect before reading, so a dead broker fails at once instead of after stdin ends.
 	sink, err := c.open(cmd)
 	if err != nil {
 		return err
 	}
-	src, closeSrc, err := openInput(cmd, lo, args)
-	if err != nil {
-		return finish(cmd, sink, 0, err)
-	}
-	defer closeSrc()
 
 	ctx := cmd.Context()
 	var runErr error
@@ -95,15 +90,32 @@ func runLines(cmd *cobra.Command, c *common, lo *lineOpts, args []string) error 
 	return finish(cmd, sink, src.Skipped(), runErr)
 }
 
-// looksLikeCommand catches a mistyped or forgotten "book" subcommand, which the root
-// command would otherwise send as lines ("kafkapush boko read" -> two records).
-func looksLikeCommand(arg string) bool {
-	a := strings.ToLower(arg)
-	switch a {
+// notACommand refuses arguments that look like a forgotten or mistyped "book" subcommand
+// ("kafkapush read", "kafkapush boko read"), which would otherwise be sent as lines, unless
+// they come after "--".
+func notACommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 || cmd.ArgsLenAtDash() == 0 {
+		return nil
+	}
+	first := strings.ToLower(args[0])
+	switch {
+	case bookSubcommand(first):
+		return usagef("%q looks like a command, not a line: did you mean 'kafkapush book %s'? To send it as a record, put it after --: kafkapush -- %s",
+			args[0], strings.Join(args, " "), strings.Join(args, " "))
+	case len(args) > 1 && bookSubcommand(strings.ToLower(args[1])) && (first == "books" || editDistanceAtMostOne(first, "book")):
+		return usagef("%q looks like a command, not a line: did you mean 'kafkapush book %s'? To send it as a record, put it after --: kafkapush -- %s",
+			args[0], strings.Join(args[1:], " "), strings.Join(args, " "))
+	}
+	return nil
+}
+
+// bookSubcommand reports whether word is (nearly) a "book" subcommand name.
+func bookSubcommand(word string) bool {
+	switch word {
 	case "read", "added", "removed", "catalog", "add", "remove":
 		return true
 	}
-	return a != "book" && editDistanceAtMostOne(a, "book") || a == "books"
+	return false
 }
 
 // editDistanceAtMostOne reports whether a and b differ by at most one insertion, deletion,
