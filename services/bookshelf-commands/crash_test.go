@@ -76,9 +76,9 @@ func TestEventsCommittedBeforeRestartArePublishedOnce(t *testing.T) {
 
 	cfg.GRPC.Addr, cfg.HTTP.Addr = "127.0.0.1:0", "127.0.0.1:0"
 	ts = startService(t, cfg)
-	recs := kc.WaitFor(t, bookshelfv1.Topic, 5, 30*time.Second)
+	kc.WaitFor(t, bookshelfv1.Topic, 5, 30*time.Second)
 	time.Sleep(500 * time.Millisecond) // several relay polls: a duplicate would show up now
-	recs = kc.Records(t, bookshelfv1.Topic)
+	recs := kc.Records(t, bookshelfv1.Topic)
 	if len(recs) != 5 {
 		t.Fatalf("%d records after restart, want 5", len(recs))
 	}
