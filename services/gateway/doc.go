@@ -1,2 +1,0 @@
-// Package gateway is part of Brook; see the README.
-package gateway
