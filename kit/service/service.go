@@ -13,11 +13,22 @@
 // A typical main:
 //
 //	svc, err := service.New(cfg.Base, service.Options{Version: version})
+//	if err != nil { return err }
 //	pb.RegisterBooksServer(svc.GRPC(), books)
-//	pb.RegisterBooksHandlerServer(ctx, svc.Gateway(), books)
-//	svc.AddStream(consumer)
-//	svc.OnClose("store", store.Close)
+//	pb.RegisterBooksHandlerServer(ctx, svc.Gateway(), books) // REST in-process
+//	if err := svc.AddStream(consumer); err != nil { return err }
+//	svc.AddReadiness("kafka", consumer.Healthy)
+//	svc.OnClose("store", func(context.Context) error { return store.Close() })
 //	return svc.Run(ctx)
+//
+// Management: GET /mgmt/streams is open (the same numbers are on /metrics);
+// POST /mgmt/streams/{name}/stop|start needs "Authorization: Bearer $BROOK_ADMIN_TOKEN" and
+// answers 403 when BROOK_ADMIN_TOKEN is empty (management writes disabled), 401 for a missing or
+// wrong token, 404 for an unknown stream.
+//
+// Consul: with BROOK_CONSUL_ADDR set, the instance registers through kit/registry once the
+// listeners are up, /readyz gains the "consul" check, and shutdown deregisters it first. Empty,
+// registration is off and Run logs "consul disabled: BROOK_CONSUL_ADDR is empty".
 package service
 
 import (

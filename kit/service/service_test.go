@@ -9,8 +9,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
+	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -505,3 +509,51 @@ func TestBodyLimit(t *testing.T) {
 }
 
 func jsonDecode(resp *http.Response, v any) error { return json.NewDecoder(resp.Body).Decode(v) }
+
+// TestNoGoroutinesLeft: after Run returns, every goroutine the service started is gone.
+func TestNoGoroutinesLeft(t *testing.T) {
+	// os/signal starts one goroutine for the life of the process on first use; start it now
+	// so it is part of the baseline.
+	warm := make(chan os.Signal, 1)
+	signal.Notify(warm, syscall.SIGUSR2)
+	signal.Stop(warm)
+	before := runtime.NumGoroutine()
+	client := &http.Client{Transport: &http.Transport{}}
+	func() {
+		cfg := testConfig()
+		h := start(t, cfg, service.Options{}, func(s *service.Service) {
+			s.GRPC().RegisterService(&testDesc, &probe{})
+			s.AddReadiness("dep", func(context.Context) error { return nil })
+			_ = s.AddStream(&fakeStream{name: "s", state: "running"})
+		})
+		for _, path := range []string{"/healthz", "/readyz", "/metrics", "/mgmt/streams", "/v1/none"} {
+			resp, err := client.Get(h.base + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+		}
+		conn, err := grpc.NewClient(h.svc.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := healthpb.NewHealthClient(conn).Check(context.Background(), &healthpb.HealthCheckRequest{}); err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.Close()
+		h.stop()
+		<-h.done
+	}()
+	client.CloseIdleConnections()
+	// http.Get in start's readiness wait uses the default client.
+	http.DefaultClient.CloseIdleConnections()
+	deadline := time.Now().Add(30 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines before, %d after:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
