@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	bookshelfv1 "github.com/brook-dev/brook/api/bookshelf/v1"
@@ -102,7 +101,6 @@ func consumeAll(b *testing.B, cl *kafkatest.Cluster, group string, n int, handle
 	c, err := events.NewConsumer(events.ConsumerOptions{
 		Brokers: cl.Brokers(), Group: group, Topics: []string{bookshelfv1.Topic}, Logger: testLogger(),
 		StatsInterval: -1,
-		Configure: func(c *sarama.Config) { c.Consumer.MaxProcessingTime = time.Second },
 		Handler: func(ctx context.Context, ev events.Event) error {
 			once.Do(func() { first = time.Now() })
 			t0 := time.Now()
