@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -39,7 +40,9 @@ type RelayOptions struct {
 // before it is deleted. A crash between the acknowledgement and the delete publishes the entry
 // again on the next run, so delivery is at-least-once; the event id (ce_id) is the same every
 // time, which is what consumers dedupe on. Entries are never skipped: while Kafka fails the
-// relay retries the oldest entry with backoff, which keeps per-key (per-book) order.
+// relay retries the oldest unsent entry of each key with backoff. Events with different Kafka
+// keys are published concurrently, events with the same key strictly in order, which is the
+// order Kafka keeps (per partition) and consumers rely on (per book).
 //
 // Run one relay per store. Its owner starts Run in a goroutine and stops it by cancelling the
 // context; stop it before closing the store.
@@ -174,21 +177,7 @@ func (r *Relay) pass(ctx context.Context) (int, error) {
 	if err != nil || len(items) == 0 {
 		return 0, err
 	}
-	var done, dead []relayItem
-	var pubErr error
-	for _, it := range items {
-		if it.bad != nil {
-			dead = append(dead, it)
-			continue
-		}
-		pctx := track.WithTraceParent(track.WithRequestID(ctx, it.ev.RequestID()), it.ev.TraceParent())
-		if err := r.pub.Publish(pctx, it.topic, it.ev); err != nil {
-			pubErr = fmt.Errorf("publish outbox entry %d (%s %s) to %s: %w",
-				binary.BigEndian.Uint64(it.seq), it.ev.Type, it.ev.ID, it.topic, err)
-			break
-		}
-		done = append(done, it)
-	}
+	done, dead, pubErr := r.publish(ctx, items)
 	if len(done)+len(dead) == 0 {
 		return len(items), pubErr
 	}
@@ -231,6 +220,58 @@ func (r *Relay) pass(ctx context.Context) (int, error) {
 			"seq", binary.BigEndian.Uint64(it.seq), "err", it.bad)
 	}
 	return len(items), pubErr
+}
+
+// publish sends items to Kafka and returns those acknowledged and those that can never be
+// sent. Events with different keys (books) are independent, so each key's events go out on
+// their own goroutine, in order, stopping at that key's first failure; concurrent Publish calls
+// share produce requests, so a pass costs about one broker round trip per event of its busiest
+// key rather than one per event. Order per key, the only order Kafka and consumers keep, holds:
+// an event is sent only after the previous event with its key was acknowledged.
+func (r *Relay) publish(ctx context.Context, items []relayItem) (done, dead []relayItem, firstErr error) {
+	type lane struct {
+		items []relayItem
+		acked int
+		err   error
+	}
+	lanes := map[string]*lane{}
+	var order []*lane
+	for _, it := range items {
+		if it.bad != nil {
+			dead = append(dead, it)
+			continue
+		}
+		k := it.topic + "\x00" + it.ev.KafkaKey()
+		l := lanes[k]
+		if l == nil {
+			l = &lane{}
+			lanes[k] = l
+			order = append(order, l)
+		}
+		l.items = append(l.items, it)
+	}
+	var wg sync.WaitGroup
+	for _, l := range order {
+		wg.Go(func() {
+			for _, it := range l.items {
+				pctx := track.WithTraceParent(track.WithRequestID(ctx, it.ev.RequestID()), it.ev.TraceParent())
+				if err := r.pub.Publish(pctx, it.topic, it.ev); err != nil {
+					l.err = fmt.Errorf("publish outbox entry %d (%s %s) to %s: %w",
+						binary.BigEndian.Uint64(it.seq), it.ev.Type, it.ev.ID, it.topic, err)
+					return
+				}
+				l.acked++
+			}
+		})
+	}
+	wg.Wait()
+	for _, l := range order {
+		done = append(done, l.items[:l.acked]...)
+		if firstErr == nil {
+			firstErr = l.err
+		}
+	}
+	return done, dead, firstErr
 }
 
 // item turns an outbox entry into the CloudEvent to publish, reading the event from its stream.

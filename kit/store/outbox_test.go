@@ -165,12 +165,23 @@ func TestRelayResumesAfterCrashBeforePublish(t *testing.T) {
 	if len(recs) != 20 {
 		t.Fatalf("published %d records, want 20", len(recs))
 	}
+	perKey := map[string][]string{}
 	for _, rec := range recs {
 		id := headers(rec)["ce_id"]
 		if !ids[id] {
 			t.Fatalf("record %s unknown or published twice", id)
 		}
 		delete(ids, id)
+		perKey[string(rec.Key)] = append(perKey[string(rec.Key)], id)
+	}
+	// Keys are published concurrently, but each key's events in stream order.
+	for key, got := range perKey {
+		evs, _ := s.Load(ctx, key)
+		for i, e := range evs {
+			if got[i] != e.ID {
+				t.Fatalf("key %s: record %d is not event version %d", key, i, e.Version)
+			}
+		}
 	}
 }
 
