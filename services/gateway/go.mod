@@ -3,6 +3,7 @@ module github.com/brook-dev/brook/services/gateway
 go 1.26.8
 
 require (
+	github.com/MicahParks/jwkset v0.11.4
 	github.com/MicahParks/keyfunc/v3 v3.9.1
 	github.com/brook-dev/brook/api v0.0.0
 	github.com/brook-dev/brook/kit v0.0.0
@@ -16,7 +17,6 @@ require (
 )
 
 require (
-	github.com/MicahParks/jwkset v0.11.4 // indirect
 	github.com/armon/go-metrics v0.4.1 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect

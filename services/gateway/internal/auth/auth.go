@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -74,6 +76,9 @@ func NewHMAC(secret []byte, o Options) (*Authenticator, error) {
 // (a failure is logged, not fatal: the provider may come up later) and refreshed hourly and
 // when a token names an unknown key id (rate limited). The refresh goroutine ends with ctx.
 func NewJWKS(ctx context.Context, url string, o Options, client *http.Client, logger *slog.Logger) (*Authenticator, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	kf, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{url}, keyfunc.Override{
 		Client:      client,
 		HTTPTimeout: 10 * time.Second,
@@ -151,7 +156,11 @@ func (a *Authenticator) explain(tok *jwt.Token, err error) *Error {
 	case errors.Is(err, jwt.ErrTokenUnverifiable):
 		return e("unverifiable", "token cannot be verified: no matching key")
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		return e("claims", `token has no "exp" claim`)
+		claim := "a required"
+		if m := requiredClaimRe.FindStringSubmatch(err.Error()); m != nil {
+			claim = strconv.Quote(m[1])
+		}
+		return e("claims", "token has no "+claim+" claim")
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return e("expired", "token is expired")
 	case errors.Is(err, jwt.ErrTokenNotValidYet):
@@ -165,6 +174,9 @@ func (a *Authenticator) explain(tok *jwt.Token, err error) *Error {
 	}
 	return e("invalid", "token is invalid")
 }
+
+// requiredClaimRe finds the claim in golang-jwt's "<claim> claim is required".
+var requiredClaimRe = regexp.MustCompile(`(\w+) claim is required`)
 
 func allowed(alg any, methods []string) bool {
 	s, _ := alg.(string)
