@@ -3,8 +3,10 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 )
 
@@ -256,5 +258,78 @@ func TestViewBatchCommitsTogetherOrNotAtAll(t *testing.T) {
 	}
 	if off, _, _ := s.Checkpoint("t", 0); off != 3 || count(t, s, "a") != 3 {
 		t.Fatalf("after failed batch: checkpoint %d count %d, want 3 3", off, count(t, s, "a"))
+	}
+}
+
+// Many partitions applying concurrently (as a consumer does) share transactions; a function
+// that fails after writing, one that fails before writing, and one that panics each fail only
+// their own apply, and every other record is applied exactly once.
+func TestViewGroupCommitConcurrentPartitions(t *testing.T) {
+	for _, noGroup := range []bool{false, true} {
+		t.Run(fmt.Sprintf("NoGroupCommit=%v", noGroup), func(t *testing.T) {
+			ctx := context.Background()
+			s, err := OpenViewStore(filepath.Join(t.TempDir(), "v.db"), ViewOptions{NoSync: true, NoGroupCommit: noGroup})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			const partitions, records = 8, 50
+			boom := errors.New("boom")
+			var wg sync.WaitGroup
+			errs := make(chan error, partitions*records*2)
+			for p := range int32(partitions) {
+				wg.Go(func() {
+					key := fmt.Sprint("p", p)
+					for off := range int64(records) {
+						fn := incr(key)
+						switch {
+						case off == 10 && p == 1: // fails after writing
+							fn = func(tx *ViewTx) error { _ = incr(key)(tx); return boom }
+						case off == 20 && p == 2: // fails before writing
+							fn = func(*ViewTx) error { return boom }
+						case off == 30 && p == 3:
+							fn = func(tx *ViewTx) error { _ = incr(key)(tx); panic("kaboom") }
+						}
+						applied, err := s.Apply(ctx, "t", p, off, fn)
+						failing := (off == 10 && p == 1) || (off == 20 && p == 2) || (off == 30 && p == 3)
+						if failing != (err != nil) || applied == failing {
+							errs <- fmt.Errorf("p%d@%d: applied=%v err=%v", p, off, applied, err)
+						}
+						if failing { // the consumer retries the record (now succeeding)
+							if applied, err := s.Apply(ctx, "t", p, off, incr(key)); !applied || err != nil {
+								errs <- fmt.Errorf("retry p%d@%d: applied=%v err=%v", p, off, applied, err)
+							}
+						}
+						// and a redelivery is always a no-op
+						if applied, err := s.Apply(ctx, "t", p, off, incr(key)); applied || err != nil {
+							errs <- fmt.Errorf("redelivery p%d@%d: applied=%v err=%v", p, off, applied, err)
+						}
+					}
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+			for p := range partitions {
+				if n := count(t, s, fmt.Sprint("p", p)); n != records {
+					t.Errorf("partition %d applied %d times, want %d", p, n, records)
+				}
+			}
+		})
+	}
+}
+
+func TestViewClosedRefusesApply(t *testing.T) {
+	s := openView(t, filepath.Join(t.TempDir(), "v.db"))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := s.Apply(context.Background(), "t", 0, 0, incr("a")); !errors.Is(err, ErrViewClosed) {
+		t.Fatalf("Apply after Close: %v, want ErrViewClosed", err)
 	}
 }
