@@ -334,3 +334,25 @@ func TestCommandsAcceptedWhileKafkaIsDown(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// The relay can be paused and resumed at runtime through /mgmt/streams.
+func TestRelayStopStartThroughManagement(t *testing.T) {
+	kc := newKafka(t)
+	ts := startService(t, testConfig(t, kc.Brokers(), t.TempDir()))
+	mgmt(t, ts.base, "stop")
+	code, body, _ := ts.do("POST", "/v1/books", `{"title":"Paused","author":"A"}`)
+	if code != http.StatusCreated {
+		t.Fatalf("add: %d %v", code, body)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := len(kc.Records(t, bookshelfv1.Topic)); n != 0 {
+		t.Fatalf("%d records while stopped", n)
+	}
+	mgmt(t, ts.base, "start")
+	kc.WaitFor(t, bookshelfv1.Topic, 1, 30*time.Second)
+	_, body, _ = ts.do("GET", "/mgmt/streams", "")
+	st := body["streams"].([]any)[0].(map[string]any)
+	if st["state"] != "running" || st["consumed"] != float64(1) {
+		t.Fatalf("status after start: %v", st)
+	}
+}

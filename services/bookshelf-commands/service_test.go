@@ -29,11 +29,12 @@ const adminToken = "test-admin-token"
 // testService is bookshelf-commands running in-process on free ports, wired exactly as main
 // does, against the embedded Kafka broker.
 type testService struct {
-	t       *testing.T
-	grpc    bookshelfv1.BookshelfCommandsClient
-	base    string // http://127.0.0.1:port
-	dataDir string
-	stop    func()
+	t        *testing.T
+	grpc     bookshelfv1.BookshelfCommandsClient
+	grpcAddr string
+	base     string // http://127.0.0.1:port
+	dataDir  string
+	stop     func()
 }
 
 func testConfig(t *testing.T, brokers []string, dataDir string) Config {
@@ -64,7 +65,8 @@ func startService(t *testing.T, cfg Config) *testService {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := &testService{t: t, grpc: bookshelfv1.NewBookshelfCommandsClient(conn), base: "http://" + svc.HTTPAddr(), dataDir: cfg.Data.Dir}
+	ts := &testService{t: t, grpc: bookshelfv1.NewBookshelfCommandsClient(conn), grpcAddr: svc.GRPCAddr(),
+		base: "http://" + svc.HTTPAddr(), dataDir: cfg.Data.Dir}
 	stopped := false
 	ts.stop = func() {
 		if stopped {
