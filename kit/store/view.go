@@ -13,6 +13,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // The view file has two top-level buckets: one the view owns (its own nested buckets live
@@ -377,7 +378,7 @@ func (s *ViewStore) Reset(ctx context.Context) error {
 	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{viewRootBucket, checkpointRootBucket} {
-			if err := tx.DeleteBucket(name); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+			if err := tx.DeleteBucket(name); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 				return err
 			}
 			if _, err := tx.CreateBucket(name); err != nil {
