@@ -39,8 +39,8 @@ type Book struct {
 	Author string `protobuf:"bytes,3,opt,name=author,proto3" json:"author,omitempty"`
 	// ISBN-10 or ISBN-13 as given when the book was added; empty when unknown.
 	Isbn string `protobuf:"bytes,4,opt,name=isbn,proto3" json:"isbn,omitempty"`
-	// Publication date as given when the book was added, free-form
-	// (for example "2015" or "2015-10-26"); empty when unknown.
+	// Publication date as "YYYY" or "YYYY-MM-DD" (for example "2015" or
+	// "2015-10-26"); empty when unknown.
 	Published string `protobuf:"bytes,5,opt,name=published,proto3" json:"published,omitempty"`
 	// Version of the book's event stream: the number of events recorded for it.
 	// 1 right after AddBook; every accepted change adds one. Send it back as

@@ -30,10 +30,11 @@ type AddBookRequest struct {
 	Title string `protobuf:"bytes,1,opt,name=title,proto3" json:"title,omitempty"`
 	// Author or authors, as one display string. Required.
 	Author string `protobuf:"bytes,2,opt,name=author,proto3" json:"author,omitempty"`
-	// ISBN-10 or ISBN-13. Optional; stored as given.
+	// ISBN-10 or ISBN-13, hyphens and spaces allowed. Optional; when given, its
+	// checksum must be valid (INVALID_ARGUMENT naming "isbn" otherwise).
 	Isbn string `protobuf:"bytes,3,opt,name=isbn,proto3" json:"isbn,omitempty"`
-	// Publication date, free-form (for example "2015" or "2015-10-26").
-	// Optional; stored as given.
+	// Publication date as "YYYY" or "YYYY-MM-DD" (for example "2015" or
+	// "2015-10-26"). Optional; any other form is INVALID_ARGUMENT naming "published".
 	Published     string `protobuf:"bytes,4,opt,name=published,proto3" json:"published,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
