@@ -58,6 +58,7 @@ func command() *cobra.Command {
 			return serve(cmd.Context(), cfg)
 		},
 	}
+	root.CompletionOptions.DisableDefaultCmd = true
 	root.PersistentFlags().StringVar(&file, "config", "", "YAML configuration file (see config.yaml)")
 	if err := config.AddFlags(root.PersistentFlags(), defaultConfig()); err != nil {
 		panic(err) // a programming error in Config, caught by every test

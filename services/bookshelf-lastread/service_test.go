@@ -543,3 +543,20 @@ func metric(t *testing.T, in *instance, series string) float64 {
 	}
 	return 0
 }
+
+// With Kafka gone, /readyz answers 503 naming kafka while reads keep being served.
+func TestReadinessNamesKafkaWhenItIsDown(t *testing.T) {
+	cl := newCluster(t)
+	in := start(t, testConfig(cl, t.TempDir()))
+	publishRead(t, cl, "k", 1, false)
+	waitIDs(t, in, "", "k")
+	cl.Close()
+	eventually(t, "readyz reports kafka", func() error {
+		code, body := get(t, in.http+"/readyz")
+		if code != http.StatusServiceUnavailable || !strings.Contains(body, "kafka") {
+			return fmt.Errorf("readyz %d %s", code, body)
+		}
+		return nil
+	})
+	waitIDs(t, in, "", "k")
+}
