@@ -170,6 +170,28 @@ func NewConsumer(o ConsumerOptions) (*Consumer, error) {
 	case o.Handler == nil:
 		return nil, fmt.Errorf("events: new consumer %s: no handler", o.Group)
 	}
+	o = o.withDefaults()
+	c := &Consumer{
+		o: o, log: o.Logger, dlqTopic: o.DLQ,
+		want: !o.StartStopped, state: StateStopped,
+		wake: make(chan struct{}, 1), lag: map[topicPartition]int64{},
+		metrics: map[string]*consumerMetrics{},
+	}
+	if c.log == nil {
+		c.log = slog.Default()
+	}
+	c.log = c.log.With("stream", o.Name, "group", o.Group)
+	if c.dlqTopic == "" {
+		c.dlqTopic = o.Group + ".dlq"
+	}
+	c.cfg = ConsumerConfig(o)
+	if err := c.cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("events: new consumer %s: %w", o.Group, err)
+	}
+	return c, nil
+}
+
+func (o ConsumerOptions) withDefaults() ConsumerOptions {
 	if o.Name == "" {
 		o.Name = o.Group
 	}
@@ -194,42 +216,30 @@ func NewConsumer(o ConsumerOptions) (*Consumer, error) {
 	if o.CommitInterval <= 0 {
 		o.CommitInterval = time.Second
 	}
-	c := &Consumer{
-		o: o, log: o.Logger, dlqTopic: o.DLQ,
-		want: !o.StartStopped, state: StateStopped,
-		wake: make(chan struct{}, 1), lag: map[topicPartition]int64{},
-		metrics: map[string]*consumerMetrics{},
-	}
-	if c.log == nil {
-		c.log = slog.Default()
-	}
-	c.log = c.log.With("stream", o.Name, "group", o.Group)
-	if c.dlqTopic == "" {
-		c.dlqTopic = o.Group + ".dlq"
-	}
-	c.cfg = c.saramaConfig()
-	if err := c.cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("events: new consumer %s: %w", o.Group, err)
-	}
-	return c, nil
+	return o
 }
 
-func (c *Consumer) saramaConfig() *sarama.Config {
-	cfg := NewSaramaConfig(c.o.Name)
+// ConsumerConfig returns the sarama configuration a Consumer with options o uses:
+// KafkaVersion, errors returned, InitialOffset, background commit of marked offsets every
+// CommitInterval, the group timings, then o.Configure. Benchmarks use it to compare against
+// raw sarama with identical settings.
+func ConsumerConfig(o ConsumerOptions) *sarama.Config {
+	o = o.withDefaults()
+	cfg := NewSaramaConfig(o.Name)
 	cfg.Consumer.Return.Errors = true
-	cfg.Consumer.Offsets.Initial = c.o.InitialOffset
+	cfg.Consumer.Offsets.Initial = o.InitialOffset
 	// Only offsets marked after successful handling are committed, in the background and
 	// when a session ends (partitions revoked, Stop): at-least-once.
 	cfg.Consumer.Offsets.AutoCommit.Enable = true
-	cfg.Consumer.Offsets.AutoCommit.Interval = c.o.CommitInterval
-	if c.o.SessionTimeout > 0 {
-		cfg.Consumer.Group.Session.Timeout = c.o.SessionTimeout
+	cfg.Consumer.Offsets.AutoCommit.Interval = o.CommitInterval
+	if o.SessionTimeout > 0 {
+		cfg.Consumer.Group.Session.Timeout = o.SessionTimeout
 	}
-	if c.o.HeartbeatInterval > 0 {
-		cfg.Consumer.Group.Heartbeat.Interval = c.o.HeartbeatInterval
+	if o.HeartbeatInterval > 0 {
+		cfg.Consumer.Group.Heartbeat.Interval = o.HeartbeatInterval
 	}
-	if c.o.Configure != nil {
-		c.o.Configure(cfg)
+	if o.Configure != nil {
+		o.Configure(cfg)
 	}
 	return cfg
 }
@@ -553,11 +563,7 @@ func (h *groupHandler) ConsumeClaim(s sarama.ConsumerGroupSession, claim sarama.
 // was done (the record must then not be marked).
 func (h *groupHandler) process(s sarama.ConsumerGroupSession, msg *sarama.ConsumerMessage, m *consumerMetrics) bool {
 	c := h.c
-	headers := make([]Header, len(msg.Headers))
-	for i, rh := range msg.Headers {
-		headers[i] = Header{Key: string(rh.Key), Value: rh.Value}
-	}
-	ev, err := Decode(msg.Key, headers, msg.Value)
+	ev, err := decodeMessage(msg)
 	if err != nil {
 		c.failures.Add(1)
 		m.failed.Inc()
@@ -566,7 +572,13 @@ func (h *groupHandler) process(s sarama.ConsumerGroupSession, msg *sarama.Consum
 		return h.deadLetter(s, msg, err, m)
 	}
 	ev.Topic, ev.Partition, ev.Offset = msg.Topic, msg.Partition, msg.Offset
-	ctx := track.WithTraceParent(track.WithRequestID(h.ctx, ev.RequestID()), ev.TraceParent())
+	ctx := h.ctx
+	if rid := ev.RequestID(); rid != "" {
+		ctx = track.WithRequestID(ctx, rid)
+	}
+	if tp := ev.TraceParent(); tp != "" {
+		ctx = track.WithTraceParent(ctx, tp)
+	}
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
 		err := h.call(ctx, ev)
@@ -677,4 +689,15 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// decodeMessage is Decode over a sarama record, without copying its headers.
+func decodeMessage(msg *sarama.ConsumerMessage) (Event, error) {
+	hs := msg.Headers
+	return decode(msg.Key, len(hs), func(i int) ([]byte, []byte) {
+		if hs[i] == nil {
+			return nil, nil
+		}
+		return hs[i].Key, hs[i].Value
+	}, msg.Value)
 }

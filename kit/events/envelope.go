@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -108,27 +106,7 @@ var ErrInvalidEvent = errors.New("invalid CloudEvent")
 // missing content type defaults to application/json. It does not validate; see Validate.
 func EncodeBinary(ev Event) (key []byte, headers []Header, value []byte) {
 	headers = make([]Header, 0, 7+len(ev.Extensions))
-	add := func(k, v string) {
-		if v != "" {
-			headers = append(headers, Header{Key: k, Value: []byte(v)})
-		}
-	}
-	add("ce_specversion", SpecVersion)
-	add("ce_id", ev.ID)
-	add("ce_source", ev.Source)
-	add("ce_type", ev.Type)
-	if !ev.Time.IsZero() {
-		add("ce_time", ev.Time.UTC().Format(time.RFC3339Nano))
-	}
-	add("ce_subject", ev.Subject)
-	ct := ev.DataContentType
-	if ct == "" {
-		ct = ContentTypeJSON
-	}
-	add("content-type", ct)
-	for _, name := range slices.Sorted(maps.Keys(ev.Extensions)) {
-		add(headerPrefix+name, ev.Extensions[name])
-	}
+	encodeBinaryHeaders(ev, func(k string, v []byte) { headers = append(headers, Header{Key: k, Value: v}) })
 	if k := ev.KafkaKey(); k != "" {
 		key = []byte(k)
 	}
@@ -195,96 +173,7 @@ func isJSONContainer(b []byte) bool {
 // Header names are matched case-insensitively. Errors wrap ErrInvalidEvent and say what is
 // wrong, e.g. `invalid CloudEvent: missing required attribute type (header ce_type)`.
 func Decode(key []byte, headers []Header, value []byte) (Event, error) {
-	var ct string
-	binary := false
-	for _, h := range headers {
-		switch k := strings.ToLower(h.Key); k {
-		case "content-type":
-			ct = string(h.Value)
-		case "ce_specversion":
-			binary = true
-		}
-	}
-	var (
-		ev  Event
-		err error
-	)
-	switch {
-	case isStructuredType(ct):
-		ev, err = decodeStructured(value)
-	case binary:
-		ev, err = decodeBinary(headers, value)
-	default:
-		t := bytes.TrimSpace(value)
-		if len(t) == 0 || t[0] != '{' {
-			return Event{}, fmt.Errorf("%w: no ce_specversion header and the value is not a JSON CloudEvent", ErrInvalidEvent)
-		}
-		ev, err = decodeStructured(value)
-	}
-	if err != nil {
-		return Event{}, err
-	}
-	ev.Key = string(key)
-	return ev, nil
-}
-
-func isStructuredType(ct string) bool {
-	mt, _, _ := strings.Cut(ct, ";")
-	return strings.EqualFold(strings.TrimSpace(mt), ContentTypeCloudEvent)
-}
-
-func decodeBinary(headers []Header, value []byte) (Event, error) {
-	var ev Event
-	for _, h := range headers {
-		k := strings.ToLower(h.Key)
-		v := string(h.Value)
-		if k == "content-type" {
-			ev.DataContentType = v
-			continue
-		}
-		name, ok := strings.CutPrefix(k, headerPrefix)
-		if !ok {
-			continue // not a CloudEvents header; ignore
-		}
-		switch name {
-		case "specversion":
-			if v != SpecVersion {
-				return Event{}, fmt.Errorf("%w: unsupported specversion %q (header ce_specversion), want %q", ErrInvalidEvent, v, SpecVersion)
-			}
-		case "id":
-			ev.ID = v
-		case "source":
-			ev.Source = v
-		case "type":
-			ev.Type = v
-		case "subject":
-			ev.Subject = v
-		case "datacontenttype":
-			if ev.DataContentType == "" {
-				ev.DataContentType = v
-			}
-		case "time":
-			t, err := time.Parse(time.RFC3339Nano, v)
-			if err != nil {
-				return Event{}, fmt.Errorf("%w: header ce_time %q is not RFC 3339", ErrInvalidEvent, v)
-			}
-			ev.Time = t
-		default:
-			if ev.Extensions == nil {
-				ev.Extensions = map[string]string{}
-			}
-			ev.Extensions[name] = v
-		}
-	}
-	for _, req := range [...]struct{ name, v string }{{"id", ev.ID}, {"source", ev.Source}, {"type", ev.Type}} {
-		if req.v == "" {
-			return Event{}, fmt.Errorf("%w: missing required attribute %s (header ce_%s)", ErrInvalidEvent, req.name, req.name)
-		}
-	}
-	if len(value) > 0 {
-		ev.Data = value
-	}
-	return ev, nil
+	return decode(key, len(headers), func(i int) (string, []byte) { return headers[i].Key, headers[i].Value }, value)
 }
 
 func decodeStructured(value []byte) (Event, error) {

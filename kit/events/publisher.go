@@ -261,16 +261,15 @@ func (p *Publisher) message(ctx context.Context, topic string, ev Event) (*saram
 	if err := ev.Validate(); err != nil {
 		return nil, "", fmt.Errorf("events: publish to %s: %w", topic, err)
 	}
-	key, headers, value := EncodeBinary(ev)
-	msg := &sarama.ProducerMessage{Topic: topic, Headers: make([]sarama.RecordHeader, len(headers))}
-	for i, h := range headers {
-		msg.Headers[i] = sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value}
+	msg := &sarama.ProducerMessage{Topic: topic, Headers: make([]sarama.RecordHeader, 0, 7+len(ev.Extensions))}
+	encodeBinaryHeaders(ev, func(k string, v []byte) {
+		msg.Headers = append(msg.Headers, sarama.RecordHeader{Key: headerKeyBytes(k), Value: v})
+	})
+	if k := ev.KafkaKey(); k != "" {
+		msg.Key = sarama.StringEncoder(k)
 	}
-	if key != nil {
-		msg.Key = sarama.ByteEncoder(key)
-	}
-	if value != nil {
-		msg.Value = sarama.ByteEncoder(value)
+	if ev.Data != nil {
+		msg.Value = sarama.ByteEncoder(ev.Data)
 	}
 	return msg, ev.ID, nil
 }
@@ -327,4 +326,20 @@ func (p *Publisher) done(m *sarama.ProducerMessage, err error) {
 		}
 		p.mu.Unlock()
 	}
+}
+
+// Header names as bytes, shared by every record (sarama only reads them).
+var headerKeys = func() map[string][]byte {
+	m := map[string][]byte{}
+	for _, k := range []string{hdrSpecVersion, hdrID, hdrSource, hdrType, hdrTime, hdrSubject, hdrContentType, hdrRequestID, hdrTraceParent} {
+		m[k] = []byte(k)
+	}
+	return m
+}()
+
+func headerKeyBytes(k string) []byte {
+	if b, ok := headerKeys[k]; ok {
+		return b
+	}
+	return []byte(k)
 }
