@@ -20,6 +20,7 @@ type ViewConfig struct {
 	Topic string `mapstructure:"topic"`
 	// Group is the Kafka consumer group (BROOK_VIEW_GROUP). Every replica of the view needs the
 	// whole topic, so replicas must NOT share a group: give each its own (and its own data dir).
+	// "{hostname}" is replaced by the host name, for replicas started from one definition.
 	Group string `mapstructure:"group"`
 	// DLQ is the dead-letter topic for events the view cannot apply (BROOK_VIEW_DLQ). It stays
 	// bookshelf-lastread.dlq when the group is changed per replica.
@@ -67,6 +68,16 @@ func (c Config) Validate() error {
 		return config.Invalid("view.dlq", "must differ from view.topic %q", c.View.Topic)
 	}
 	return nil
+}
+
+// hostnamePlaceholder in view.group or data.dir is replaced by the host name (expand).
+const hostnamePlaceholder = "{hostname}"
+
+// expand replaces hostnamePlaceholder in view.group and data.dir with host, so identical
+// replicas (docker compose --scale) each get their own consumer group and view file.
+func (c *Config) expand(host string) {
+	c.View.Group = strings.ReplaceAll(c.View.Group, hostnamePlaceholder, host)
+	c.Data.Dir = strings.ReplaceAll(c.Data.Dir, hostnamePlaceholder, host)
 }
 
 func (c Config) viewPath() string { return filepath.Join(c.Data.Dir, viewFile) }

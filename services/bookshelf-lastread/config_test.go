@@ -51,3 +51,18 @@ func TestConfigEnvAndValidation(t *testing.T) {
 		}
 	}
 }
+
+func TestConfigHostnamePlaceholder(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.View.Group = "bookshelf-lastread-{hostname}"
+	cfg.Data.Dir = "/data/{hostname}"
+	cfg.expand("c0ffee")
+	if cfg.View.Group != "bookshelf-lastread-c0ffee" || cfg.viewPath() != "/data/c0ffee/view.db" {
+		t.Fatalf("expanded: group %q, view %q", cfg.View.Group, cfg.viewPath())
+	}
+	def := defaultConfig()
+	def.expand("c0ffee")
+	if !reflect.DeepEqual(def, defaultConfig()) {
+		t.Fatal("expand changed a config without placeholders")
+	}
+}

@@ -42,7 +42,15 @@ func command() *cobra.Command {
 		cfg := defaultConfig()
 		err := config.Load(&cfg, config.WithDefaults(defaultConfig()), config.WithFile(file),
 			config.WithFlags(cmd.Flags()))
-		return cfg, err
+		if err != nil {
+			return cfg, err
+		}
+		host, err := os.Hostname()
+		if err != nil {
+			return cfg, fmt.Errorf("host name for %s: %w", hostnamePlaceholder, err)
+		}
+		cfg.expand(host)
+		return cfg, nil
 	}
 	root := &cobra.Command{
 		Use:           "bookshelf-lastread",
