@@ -36,8 +36,12 @@ func lastReadInstance(t *testing.T, url string) (string, response) {
 // service when both are gone, and registers itself as "gateway" with an HTTP check.
 func TestRoutingThroughConsul(t *testing.T) {
 	agent := consultest.New(t)
-	a := startBackend(t, func(s *grpc.Server) { bookshelfv1.RegisterBookshelfLastReadServer(s, &fakeLastRead{name: "lastread-a"}) })
-	b := startBackend(t, func(s *grpc.Server) { bookshelfv1.RegisterBookshelfLastReadServer(s, &fakeLastRead{name: "lastread-b"}) })
+	a := startBackend(t, func(s *grpc.Server) {
+		bookshelfv1.RegisterBookshelfLastReadServer(s, &fakeLastRead{name: "lastread-a"})
+	})
+	b := startBackend(t, func(s *grpc.Server) {
+		bookshelfv1.RegisterBookshelfLastReadServer(s, &fakeLastRead{name: "lastread-b"})
+	})
 	a.register(t, agent.Addr(), bookshelfv1.ServiceLastRead)
 	b.register(t, agent.Addr(), bookshelfv1.ServiceLastRead)
 
@@ -111,7 +115,9 @@ func TestRoutingThroughConsul(t *testing.T) {
 	})
 
 	// A new instance comes up: the gateway finds it without a restart.
-	c := startBackend(t, func(s *grpc.Server) { bookshelfv1.RegisterBookshelfLastReadServer(s, &fakeLastRead{name: "lastread-c"}) })
+	c := startBackend(t, func(s *grpc.Server) {
+		bookshelfv1.RegisterBookshelfLastReadServer(s, &fakeLastRead{name: "lastread-c"})
+	})
 	c.register(t, agent.Addr(), bookshelfv1.ServiceLastRead)
 	eventually(t, 30*time.Second, "calls reach the new instance", func() error {
 		if id, res := lastReadInstance(t, gw.URL); id != "lastread-c" {

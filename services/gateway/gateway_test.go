@@ -35,7 +35,8 @@ func TestRESTThroughGateway(t *testing.T) {
 
 	// Reads are open; the request id is echoed and reaches the backend; a traceparent is kept.
 	tp := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-	res := do(t, "GET", gw.URL+"/v1/last-read?limit=3", "", "X-Request-Id", "req-abc", "traceparent", tp)
+	res := do(t, "GET", gw.URL+"/v1/last-read?limit=3", "", "X-Request-Id", "req-abc", "traceparent", tp,
+		"X-Subject", "mallory", "Grpc-Metadata-X-Subject", "mallory")
 	if res.Status != 200 || res.Header.Get("X-Request-Id") != "req-abc" {
 		t.Fatalf("GET /v1/last-read: %s, X-Request-Id %q", res, res.Header.Get("X-Request-Id"))
 	}
@@ -47,7 +48,7 @@ func TestRESTThroughGateway(t *testing.T) {
 	}
 	// The trace id is kept; the parent span id may be the gateway's own.
 	if b := lr.Books[0]; !strings.HasPrefix(b["author"].(string), "req-abc|00-4bf92f3577b34da6a3ce929d0e0e4736-") || b["title"] != "" || b["read_at"] != "2026-11-25T09:00:00Z" {
-		t.Errorf("book %v: want the request id and trace forwarded, no subject, snake_case read_at", b)
+		t.Errorf("book %v: want the request id and trace forwarded, no subject (none authenticated, none taken from headers), snake_case read_at", b)
 	}
 	// A generated request id when the client sends none.
 	if res := do(t, "GET", gw.URL+"/v1/last-read", ""); res.Header.Get("X-Request-Id") == "" {
@@ -70,7 +71,7 @@ func TestRESTThroughGateway(t *testing.T) {
 		t.Errorf("POST with a broken token: %s", res)
 	}
 	res = do(t, "POST", gw.URL+"/v1/books", body, "Authorization", "Bearer "+token(t, "alice"),
-		"X-Subject", "mallory", "Idempotency-Key", "k-1")
+		"X-Subject", "mallory", "Grpc-Metadata-X-Subject", "mallory", "Idempotency-Key", "k-1")
 	if res.Status != http.StatusCreated {
 		t.Fatalf("POST /v1/books: %s, want 201", res)
 	}

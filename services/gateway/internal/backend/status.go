@@ -76,3 +76,4 @@ func (w *onceWriter) Flush() {
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *onceWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
