@@ -76,4 +76,3 @@ func (w *onceWriter) Flush() {
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *onceWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
