@@ -75,6 +75,7 @@ func rootCommand() *cobra.Command {
 			return run(cmd.Context(), cfg)
 		},
 	}
+	cmd.CompletionOptions.DisableDefaultCmd = true
 	cmd.PersistentFlags().StringVar(&file, "config", "", "YAML config file (see services/gateway/config.yaml)")
 	if err := config.AddFlags(cmd.Flags(), cfg); err != nil {
 		panic(err) // Config is a static struct; only a programming error gets here
