@@ -1,0 +1,302 @@
+package platform
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/brook-dev/brook/kit/events"
+)
+
+// CloudEvents types of the bookshelf topic (api/proto/brook/bookshelf/v1/events.proto).
+const (
+	typeAdded = "bookshelf.book.added.v1"
+	typeRead  = "bookshelf.book.read.v1"
+)
+
+// fault is one failure injected while the write load runs, once `after` commands were accepted.
+type fault struct {
+	after  int
+	name   string
+	inject func(ctx context.Context) error
+}
+
+// TestFailures runs a load of authenticated writes through the gateway while, one after the
+// other, the commands service and the read view are killed with SIGKILL and restarted, the
+// Kafka broker is restarted on the same data dir, and the Consul agent is restarted (a dev
+// agent forgets every registration). Clients retry each command with the same Idempotency-Key
+// until it is accepted. Afterwards:
+//
+//   - the write side lists exactly the books added, each once (retries created no duplicates);
+//   - the topic holds, for every accepted command, events with exactly one distinct ce_id
+//     (the outbox may publish an entry more than once after a crash: at-least-once, counted as
+//     "duplicates delivered"; a second distinct event would be a command applied twice), and
+//     no event for any other book;
+//   - the read view shows exactly the books marked read, each once, with the read time of its
+//     command (the consumer side is exactly-once), and nothing was dead-lettered;
+//   - every service is registered and passing in Consul again.
+func TestFailures(t *testing.T) {
+	s := startStack(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+
+	load := &writeLoad{
+		client:  newAPIClient(s.gateway.httpAddr, s.token),
+		books:   120,
+		workers: 6,
+		rate:    25,
+		prefix:  fmt.Sprintf("failure-%d", time.Now().UnixNano()),
+	}
+	total := load.total()
+	faults := []fault{
+		{total / 8, "kill -9 bookshelf-commands, restart it", func(ctx context.Context) error {
+			return crashAndRestart(ctx, s.commands)
+		}},
+		{total * 3 / 8, "kill -9 bookshelf-lastread, restart it", func(ctx context.Context) error {
+			return crashAndRestart(ctx, s.lastread)
+		}},
+		{total * 5 / 8, "restart the Kafka broker (same port and data dir)", func(context.Context) error {
+			s.kafka.restart(time.Second)
+			return nil
+		}},
+		{total * 3 / 4, "restart the Consul agent (it forgets every registration)", func(context.Context) error {
+			s.consul.Restart(t)
+			return nil
+		}},
+	}
+
+	loadCtx, stopLoad := context.WithTimeout(ctx, 3*time.Minute)
+	defer stopLoad()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		load.run(loadCtx)
+	}()
+	defer func() { stopLoad(); <-done }() // the load never outlives the test
+
+	for _, f := range faults {
+		if !load.waitAccepted(ctx, f.after, done) {
+			t.Fatalf("fault %q: the load ended or timed out before %d commands were accepted (%d were); first failure: %v",
+				f.name, f.after, load.accepted.Load(), load.firstFailure())
+		}
+		start := time.Now()
+		at := load.accepted.Load()
+		if err := f.inject(ctx); err != nil {
+			t.Fatalf("fault %q: %v", f.name, err)
+		}
+		t.Logf("fault at %d/%d commands accepted: %s; back after %s", at, total, f.name, time.Since(start).Round(time.Millisecond))
+	}
+	<-done
+	if len(load.failures) > 0 {
+		t.Fatalf("%d commands were not accepted, first: %v", len(load.failures), load.failures[0])
+	}
+	if got := int(load.accepted.Load()); got != total {
+		t.Fatalf("accepted %d commands, want %d", got, total)
+	}
+
+	vctx, vcancel := context.WithTimeout(ctx, 90*time.Second)
+	defer vcancel()
+	ev := checkEventLog(vctx, t, s, load)
+	view := checkView(vctx, t, s, load)
+	listed := checkBooks(vctx, t, s, load)
+	dlq, err := s.kafka.records(vctx, lastreadDLQ)
+	if err != nil {
+		t.Errorf("read %s: %v", lastreadDLQ, err)
+	}
+	if len(dlq) > 0 {
+		t.Errorf("%s holds %d records; the view dead-lettered events of the platform's own services", lastreadDLQ, len(dlq))
+	}
+	if err := s.waitPassing(vctx); err != nil {
+		t.Errorf("after the Consul restart: %v", err)
+	}
+
+	summary := []string{
+		fmt.Sprintf("commands accepted: %d (%d books added, %d marked read)", total, len(load.added), len(load.read)),
+		fmt.Sprintf("attempts: %d (%d retries with the same Idempotency-Key)", load.attempts, load.attempts-total),
+		fmt.Sprintf("events on %q: %d records, %d distinct ce_id, %d duplicates delivered (outbox at-least-once), %d missing, %d unexpected",
+			topic, ev.records, ev.distinct, ev.records-ev.distinct, ev.missing, ev.unexpected),
+		fmt.Sprintf("view /v1/last-read?limit=100: %d entries (%d expected); books listed: %d (%d expected); %s: %d records",
+			view, len(load.read), listed, len(load.added), lastreadDLQ, len(dlq)),
+	}
+	t.Log("counts:\n  " + strings.Join(summary, "\n  "))
+}
+
+// crashAndRestart kills p with SIGKILL, leaves it down a moment, and restarts it until ready.
+func crashAndRestart(ctx context.Context, p *proc) error {
+	if err := p.kill(); err != nil {
+		return err
+	}
+	time.Sleep(500 * time.Millisecond)
+	rctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	return p.restart(rctx)
+}
+
+// eventCounts summarises the topic after the run.
+type eventCounts struct{ records, distinct, missing, unexpected int }
+
+// checkEventLog waits until every accepted command has an event on the topic, then checks that
+// each has exactly one distinct event (by ce_id) and that no other event exists.
+func checkEventLog(ctx context.Context, t *testing.T, s *stack, load *writeLoad) eventCounts {
+	t.Helper()
+	type key struct{ typ, book string }
+	want := map[key]bool{}
+	for id := range load.added {
+		want[key{typeAdded, id}] = true
+	}
+	for id := range load.read {
+		want[key{typeRead, id}] = true
+	}
+	var (
+		counts eventCounts
+		ids    map[key]map[string]bool // (type, book) -> distinct ce_ids
+	)
+	for {
+		recs, err := s.kafka.records(ctx, topic)
+		if err != nil {
+			t.Fatalf("read %s: %v", topic, err)
+		}
+		counts = eventCounts{records: len(recs)}
+		ids = map[key]map[string]bool{}
+		seen := map[string]bool{}
+		for _, r := range recs {
+			hs := make([]events.Header, len(r.Headers))
+			for i, h := range r.Headers {
+				hs[i] = events.Header{Key: h.Key, Value: h.Value}
+			}
+			ev, err := events.Decode(r.Key, hs, r.Value)
+			if err != nil {
+				t.Errorf("%s partition %d offset %d is not a CloudEvent: %v", topic, r.Partition, r.Offset, err)
+				continue
+			}
+			if !seen[ev.ID] {
+				seen[ev.ID] = true
+				counts.distinct++
+			}
+			book := ev.Subject
+			if book == "" {
+				book = string(r.Key)
+			}
+			k := key{ev.Type, book}
+			if ids[k] == nil {
+				ids[k] = map[string]bool{}
+			}
+			ids[k][ev.ID] = true
+		}
+		counts.missing = 0
+		for k := range want {
+			if len(ids[k]) == 0 {
+				counts.missing++
+			}
+		}
+		if counts.missing == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%d accepted commands have no event on %s (the outbox did not publish them): %v",
+				counts.missing, topic, ctx.Err())
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	for k, set := range ids {
+		switch {
+		case !want[k]:
+			counts.unexpected += len(set)
+			t.Errorf("unexpected event %s for book %s (%d distinct): no accepted command asked for it", k.typ, k.book, len(set))
+		case len(set) != 1:
+			counts.unexpected += len(set) - 1
+			t.Errorf("%s for book %s: %d distinct events (ce_id %v), want exactly 1: a command was applied more than once",
+				k.typ, k.book, len(set), slices.Sorted(maps.Keys(set)))
+		}
+	}
+	return counts
+}
+
+// checkView waits until /v1/last-read?limit=100 (through the gateway) lists exactly the books
+// marked read, then checks each is listed once with the read time its command answered.
+func checkView(ctx context.Context, t *testing.T, s *stack, load *writeLoad) int {
+	t.Helper()
+	c := newAPIClient(s.gateway.httpAddr, "")
+	var (
+		list []bookJSON
+		last string
+	)
+	for {
+		var err error
+		list, err = c.lastRead(ctx, 100)
+		if err == nil {
+			got := map[string]bool{}
+			for _, b := range list {
+				got[b.ID] = true
+			}
+			var missing, extra []string
+			for id := range load.read {
+				if !got[id] {
+					missing = append(missing, id)
+				}
+			}
+			for id := range got {
+				if _, ok := load.read[id]; !ok {
+					extra = append(extra, id)
+				}
+			}
+			if len(missing) == 0 && len(extra) == 0 {
+				break
+			}
+			last = fmt.Sprintf("%d entries, %d missing, %d not marked read (%v)", len(list), len(missing), len(extra), extra)
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			t.Errorf("the view never showed exactly the %d books marked read; last: %s", len(load.read), last)
+			return len(list)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	if len(list) != len(load.read) {
+		t.Errorf("view lists %d entries for %d books: some book is listed more than once", len(list), len(load.read))
+	}
+	for _, b := range list {
+		cmd := load.read[b.ID]
+		if !b.ReadAt.Equal(cmd.LastReadAt) {
+			t.Errorf("view: book %s read_at %s, its mark-read command answered last_read_at %s",
+				b.ID, b.ReadAt, cmd.LastReadAt)
+		}
+	}
+	return len(list)
+}
+
+// checkBooks checks that GET /v1/books (write-side state) lists exactly the books added, once each.
+func checkBooks(ctx context.Context, t *testing.T, s *stack, load *writeLoad) int {
+	t.Helper()
+	a, err := newAPIClient(s.gateway.httpAddr, "").do(ctx, http.MethodGet, "/v1/books", nil, "")
+	if err != nil || a.status != http.StatusOK {
+		t.Errorf("GET /v1/books: %v %s", err, a)
+		return 0
+	}
+	books, err := decodeBooks(a)
+	if err != nil {
+		t.Error(err)
+		return 0
+	}
+	seen := map[string]int{}
+	for _, b := range books {
+		seen[b.ID]++
+		if _, ok := load.added[b.ID]; !ok {
+			t.Errorf("GET /v1/books lists %s (%q), which no accepted command added", b.ID, b.Title)
+		}
+	}
+	for id, i := range load.added {
+		if seen[id] != 1 {
+			t.Errorf("GET /v1/books lists book %d (%s) %d times, want once", i, id, seen[id])
+		}
+	}
+	return len(books)
+}

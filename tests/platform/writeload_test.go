@@ -1,0 +1,151 @@
+package platform
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// writeLoad adds books and marks some of them read through the API, with several concurrent
+// clients at a steady pace, each command retried with its own Idempotency-Key until accepted.
+// Book i is marked read when i%3 != 2, so reads are spread over the whole run.
+type writeLoad struct {
+	client  *apiClient
+	books   int     // books to add
+	workers int     // concurrent clients
+	rate    float64 // first attempts per second, all clients together
+	prefix  string  // makes idempotency keys unique to this run
+
+	accepted atomic.Int64 // commands answered 2xx so far
+
+	mu       sync.Mutex
+	added    map[string]int      // book id -> index
+	read     map[string]bookJSON // book id -> the answer of its mark-read command
+	attempts int
+	failures []error
+}
+
+func (w *writeLoad) wantRead(i int) bool { return i%3 != 2 }
+
+// total is the number of commands the load sends.
+func (w *writeLoad) total() int {
+	n := w.books
+	for i := range w.books {
+		if w.wantRead(i) {
+			n++
+		}
+	}
+	return n
+}
+
+// run sends every command and returns when all were accepted or given up on (ctx's end or a
+// non-retryable answer, recorded in failures).
+func (w *writeLoad) run(ctx context.Context) {
+	w.added, w.read = map[string]int{}, map[string]bookJSON{}
+	pace := time.NewTicker(time.Duration(float64(time.Second) / w.rate))
+	defer pace.Stop()
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for range w.workers {
+		wg.Go(func() {
+			for i := range jobs {
+				w.book(ctx, i, pace.C)
+			}
+		})
+	}
+	for i := range w.books {
+		select {
+		case jobs <- i:
+		case <-ctx.Done():
+		}
+	}
+	close(jobs)
+	wg.Wait()
+}
+
+// book adds book i and, when wanted, marks it read.
+func (w *writeLoad) book(ctx context.Context, i int, pace <-chan time.Time) {
+	send := func(method, path string, body []byte, key string) (answer, bool) {
+		select {
+		case <-pace:
+		case <-ctx.Done():
+			w.fail(fmt.Errorf("%s %s (key %s): not sent: %w", method, path, key, ctx.Err()))
+			return answer{}, false
+		}
+		a, n, err := w.client.command(ctx, method, path, body, key)
+		w.mu.Lock()
+		w.attempts += n
+		w.mu.Unlock()
+		if err != nil {
+			w.fail(err)
+			return a, false
+		}
+		w.accepted.Add(1)
+		return a, true
+	}
+	body, _ := json.Marshal(map[string]string{
+		"title": fmt.Sprintf("Platform Book %d", i), "author": "Platform Test",
+	})
+	a, ok := send(http.MethodPost, "/v1/books", body, fmt.Sprintf("%s-add-%d", w.prefix, i))
+	if !ok {
+		return
+	}
+	b, err := decodeBook(a)
+	if err != nil {
+		w.fail(fmt.Errorf("add book %d: %w", i, err))
+		return
+	}
+	w.mu.Lock()
+	w.added[b.ID] = i
+	w.mu.Unlock()
+	if !w.wantRead(i) {
+		return
+	}
+	a, ok = send(http.MethodPost, "/v1/books/"+b.ID+"/read", nil, fmt.Sprintf("%s-read-%d", w.prefix, i))
+	if !ok {
+		return
+	}
+	r, err := decodeBook(a)
+	if err != nil {
+		w.fail(fmt.Errorf("mark book %d read: %w", i, err))
+		return
+	}
+	w.mu.Lock()
+	w.read[r.ID] = r
+	w.mu.Unlock()
+}
+
+func (w *writeLoad) fail(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.failures = append(w.failures, err)
+}
+
+// firstFailure is the first command given up on, or nil.
+func (w *writeLoad) firstFailure() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.failures) == 0 {
+		return nil
+	}
+	return w.failures[0]
+}
+
+// waitAccepted blocks until at least n commands were accepted, or done is closed (the load
+// ended), or ctx ends. It reports whether n was reached.
+func (w *writeLoad) waitAccepted(ctx context.Context, n int, done <-chan struct{}) bool {
+	for w.accepted.Load() < int64(n) {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-done:
+			return w.accepted.Load() >= int64(n)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return true
+}
