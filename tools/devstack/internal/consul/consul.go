@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -64,7 +65,9 @@ func FindBinary(root, explicit string) (string, error) {
 // returns once the agent has elected itself leader (or ctx ends, or the
 // agent exits, in which case it is stopped and an error returned).
 func Start(ctx context.Context, o Options, out *procs.Output) (*Agent, error) {
-	free, err := freePorts(o.Host, 5)
+	// The internal ports must not collide with the public ones, which may not be bound
+	// yet (a test picks them the same way), hence the exclusions.
+	free, err := freePorts(o.Host, 4, o.HTTPPort, o.DNSPort)
 	if err != nil {
 		return nil, fmt.Errorf("consul: pick internal ports: %w", err)
 	}
@@ -80,7 +83,7 @@ func Start(ctx context.Context, o Options, out *procs.Output) (*Agent, error) {
 		"-serf-lan-port", strconv.Itoa(free[1]),
 		"-serf-wan-port", strconv.Itoa(free[2]),
 		"-grpc-port", strconv.Itoa(free[3]),
-		"-grpc-tls-port", strconv.Itoa(free[4]),
+		"-grpc-tls-port", "-1", // not used by Brook; one port fewer to collide
 		"-log-level", o.LogLevel,
 	}
 	if o.DataDir != "" {
@@ -146,8 +149,8 @@ func (a *Agent) Stop(grace time.Duration, force <-chan struct{}) error {
 	return nil
 }
 
-// freePorts returns n distinct ports free at the time of the call.
-func freePorts(host string, n int) ([]int, error) {
+// freePorts returns n distinct ports free at the time of the call, none of them in exclude.
+func freePorts(host string, n int, exclude ...int) ([]int, error) {
 	var ports []int
 	var lns []net.Listener
 	defer func() {
@@ -155,13 +158,15 @@ func freePorts(host string, n int) ([]int, error) {
 			_ = l.Close()
 		}
 	}()
-	for range n {
+	for len(ports) < n {
 		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 		if err != nil {
 			return nil, err
 		}
-		lns = append(lns, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		lns = append(lns, l) // held until return, so the picks are distinct
+		if port := l.Addr().(*net.TCPAddr).Port; !slices.Contains(exclude, port) {
+			ports = append(ports, port)
+		}
 	}
 	return ports, nil
 }

@@ -2,6 +2,7 @@ package stack
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -118,6 +119,65 @@ func (v *service) waitReady(ctx context.Context, timeout time.Duration) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// unregisteredGrace is how long devstack waits for a ready service to show up
+// in Consul at all before assuming it doesn't register (a custom service
+// without kit/service) and moving on with a warning.
+const unregisteredGrace = 5 * time.Second
+
+// waitDiscoverable polls Consul's health API until an instance of the service
+// has all its checks passing, which is when the gateway's resolver can route
+// to it. A service that never registers is skipped with a warning.
+func (v *service) waitDiscoverable(ctx context.Context, consulAddr string, timeout time.Duration) error {
+	log := v.out.Prefixed("devstack")
+	client := &http.Client{Timeout: 2 * time.Second}
+	base := "http://" + consulAddr + "/v1/health/service/" + v.def.Name
+	start := time.Now()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		passing, err := countInstances(ctx, client, base+"?passing=true")
+		if err == nil && passing > 0 {
+			log.Println(v.def.Name + ": passing in consul")
+			return nil
+		}
+		if time.Since(start) > unregisteredGrace {
+			if all, err := countInstances(ctx, client, base); err == nil && all == 0 {
+				log.Println("warning: " + v.def.Name + " did not register in consul; the gateway cannot discover it")
+				return nil
+			}
+		}
+		if time.Since(start) > timeout {
+			return fmt.Errorf("%s: registered in consul but its checks did not pass within %s (see %s)", v.def.Name, timeout, base)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: waiting for consul: %w", v.def.Name, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// countInstances returns how many entries a Consul health query returned.
+func countInstances(ctx context.Context, c *http.Client, url string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	var entries []json.RawMessage
+	if err := json.NewDecoder(resp.Body).Decode(&entries); err != nil {
+		return 0, fmt.Errorf("GET %s: %w", url, err)
+	}
+	return len(entries), nil
 }
 
 // get returns the status and the first line of the body (trimmed).

@@ -142,6 +142,13 @@ func (s *stack) start(ctx context.Context) error {
 		if err := svc.waitReady(ctx, cfg.ReadyTimeout); err != nil {
 			return err
 		}
+		if s.agent != nil {
+			// Ready is not enough for the ready line: the gateway routes only to
+			// instances whose Consul checks pass, so wait until discovery sees it.
+			if err := svc.waitDiscoverable(ctx, s.agent.Addr(), cfg.ReadyTimeout); err != nil {
+				return err
+			}
+		}
 		s.watchService(ctx, svc)
 	}
 	return nil
