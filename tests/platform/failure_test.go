@@ -48,8 +48,8 @@ func TestFailures(t *testing.T) {
 	load := &writeLoad{
 		client:  newAPIClient(s.gateway.httpAddr, s.token),
 		books:   120,
-		workers: 6,
-		rate:    25,
+		workers: 8,
+		rate:    50,
 		prefix:  fmt.Sprintf("failure-%d", time.Now().UnixNano()),
 	}
 	total := load.total()
@@ -89,7 +89,16 @@ func TestFailures(t *testing.T) {
 		if err := f.inject(ctx); err != nil {
 			t.Fatalf("fault %q: %v", f.name, err)
 		}
-		t.Logf("fault at %d/%d commands accepted: %s; back after %s", at, total, f.name, time.Since(start).Round(time.Millisecond))
+		back := time.Since(start)
+		// Writes flow again once the next command is accepted (the gateway must also have
+		// rediscovered a healthy backend).
+		if load.waitAccepted(ctx, int(load.accepted.Load())+1, done) {
+			t.Logf("fault at %d/%d commands accepted: %s; component back after %s, next command accepted after %s",
+				at, total, f.name, back.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+		} else {
+			t.Logf("fault at %d/%d commands accepted: %s; component back after %s (load finished)",
+				at, total, f.name, back.Round(time.Millisecond))
+		}
 	}
 	<-done
 	if len(load.failures) > 0 {
