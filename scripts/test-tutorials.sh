@@ -9,8 +9,8 @@
 #   1. copies the repository (tracked and untracked-but-not-ignored files) into a temp dir, so
 #      tutorials that change the tree (new-service.sh, new files) never touch yours;
 #   2. starts tools/devstack there on free, non-default ports (a random --port-offset in
-#      50000..55900, different from scripts/e2e.sh's range) with its own data dir and its own
-#      dev credentials;
+#      53000..56400, different from scripts/e2e.sh's range; another one if a port turns out
+#      taken) with its own data dir and its own dev credentials;
 #   3. for each tutorial, extracts the runnable blocks (the convention is documented at the top
 #      of docs/tutorials/README.md: fenced ```sh blocks and <!-- test ... --> comments, in
 #      order) into one bash script run with `set -Eeuo pipefail`, with the platform's addresses
@@ -145,10 +145,13 @@ port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # Every default port the tutorials use, moved by one offset (8003/9003: tutorial 03's service,
 # 8012/9012: tutorial 05's second lastread instance).
 DEFAULT_PORTS="8001 8002 8003 8012 8080 9001 9002 9003 9012 9092 8500 8600"
+TUTORIALS_PORT_OFFSET="${TUTORIALS_PORT_OFFSET:-}"
+# Offsets 53000..56400 put every port in 61001..65535: above Linux's ephemeral range (32768..60999),
+# so no outgoing connection holds one by chance, and apart from scripts/e2e.sh's offsets.
 pick_offset() {
 	local off p busy
 	for _ in $(seq 50); do
-		off=$(((RANDOM % 60 + 500) * 100)) # 50000..55900 (highest port 9092+55900 < 65536)
+		off=$(((RANDOM % 35 + 530) * 100))
 		busy=0
 		for p in $DEFAULT_PORTS; do
 			if port_busy $((p + off)); then busy=1 && break; fi
@@ -165,22 +168,38 @@ ADMIN="tutorials-admin-$RANDOM$RANDOM"
 
 say "building devstack"
 (cd "$REPO" && go build -o bin/devstack ./tools/devstack)
-say "starting devstack (port offset $OFFSET, log $LOG)"
-(cd "$REPO" && BROOK_AUTH_JWT_SECRET="$SECRET" BROOK_ADMIN_TOKEN="$ADMIN" BROOK_CONSUL_BIN="$CONSUL_BIN" \
-	exec bin/devstack up --port-offset "$OFFSET" --data-dir "$WORK/data" --grace 10s) >"$LOG" 2>&1 &
-DEVSTACK_PID=$!
-
-deadline=$((SECONDS + READY_TIMEOUT))
-until grep -q '^ready ' "$LOG"; do
-	if ! kill -0 "$DEVSTACK_PID" 2>/dev/null || ((SECONDS >= deadline)); then
-		fail "devstack up: no ready line (exited, or not within ${READY_TIMEOUT}s)"
-		echo "---- last 40 lines of $LOG ----"
-		tail -n 40 "$LOG" || true
-		summary
-		exit 1
-	fi
-	sleep 0.5
+# start_devstack: starts it and waits for the ready line; 0 = ready, 1 = failed, 2 = a port
+# was taken after all (worth another offset).
+start_devstack() {
+	say "starting devstack (port offset $OFFSET, log $LOG)"
+	rm -rf "$WORK/data"
+	(cd "$REPO" && BROOK_AUTH_JWT_SECRET="$SECRET" BROOK_ADMIN_TOKEN="$ADMIN" BROOK_CONSUL_BIN="$CONSUL_BIN" \
+		exec bin/devstack up --port-offset "$OFFSET" --data-dir "$WORK/data" --grace 10s) >"$LOG" 2>&1 &
+	DEVSTACK_PID=$!
+	local deadline=$((SECONDS + READY_TIMEOUT))
+	until grep -q '^ready ' "$LOG"; do
+		if ! kill -0 "$DEVSTACK_PID" 2>/dev/null || ((SECONDS >= deadline)); then
+			stop_devstack
+			grep -q 'address already in use' "$LOG" && return 2
+			return 1
+		fi
+		sleep 0.5
+	done
+}
+for attempt in 1 2 3; do
+	rc=0
+	start_devstack || rc=$?
+	((rc == 2 && attempt < 3 && ${#TUTORIALS_PORT_OFFSET} == 0)) || break
+	say "a port was taken; trying another offset"
+	OFFSET="$(pick_offset)" || break
 done
+if ((rc != 0)); then
+	fail "devstack up: no ready line (exited, or not within ${READY_TIMEOUT}s)"
+	echo "---- last 40 lines of $LOG ----"
+	tail -n 40 "$LOG" || true
+	summary
+	exit 1
+fi
 say "$(grep -m1 '^ready ' "$LOG")"
 
 # ---- 4. the tutorials ----------------------------------------------------------------------
@@ -206,7 +225,7 @@ header() {
 set -Eeuo pipefail
 __md=0 __gen=0
 PS4='+ ${__tut}:$((__md + LINENO - __gen)): '
-trap '__rc=$?; echo "line $((__md + LINENO - __gen)) (exit $__rc): $BASH_COMMAND" >&3' ERR
+trap '__rc=$?; { set +x; } 2>/dev/null; echo "line $((__md + LINENO - __gen)) (exit $__rc): $BASH_COMMAND" >&3' ERR
 set -x
 EOF
 }
