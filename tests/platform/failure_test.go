@@ -27,10 +27,11 @@ type fault struct {
 }
 
 // TestFailures runs a load of authenticated writes through the gateway while, one after the
-// other, the commands service and the read view are killed with SIGKILL and restarted, the
-// Kafka broker is restarted on the same data dir, and the Consul agent is restarted (a dev
-// agent forgets every registration). Clients retry each command with the same Idempotency-Key
-// until it is accepted. Afterwards:
+// other, the commands service, the gateway and the read view are killed with SIGKILL and
+// restarted, the Kafka broker is restarted on the same data dir, and the Consul agent is
+// restarted (a dev agent forgets every registration). Clients retry each command with the same Idempotency-Key
+// until it is accepted; for one book in ten the client also throws the first answer away and
+// retries, as after a connection lost once the server had acted. Afterwards:
 //
 //   - the write side lists exactly the books added, each once (retries created no duplicates);
 //   - the topic holds, for every accepted command, events with exactly one distinct ce_id
@@ -50,12 +51,17 @@ func TestFailures(t *testing.T) {
 		books:   120,
 		workers: 8,
 		rate:    50,
-		prefix:  fmt.Sprintf("failure-%d", time.Now().UnixNano()),
+		// one book in ten: both commands are retried after an answer was lost
+		loseEvery: 10,
+		prefix:    fmt.Sprintf("failure-%d", time.Now().UnixNano()),
 	}
 	total := load.total()
 	faults := []fault{
 		{total / 8, "kill -9 bookshelf-commands, restart it", func(ctx context.Context) error {
 			return crashAndRestart(ctx, s.commands)
+		}},
+		{total * 2 / 8, "kill -9 the gateway (requests in flight lose their answer), restart it", func(ctx context.Context) error {
+			return crashAndRestart(ctx, s.gateway)
 		}},
 		{total * 3 / 8, "kill -9 bookshelf-lastread, restart it", func(ctx context.Context) error {
 			return crashAndRestart(ctx, s.lastread)
@@ -64,7 +70,7 @@ func TestFailures(t *testing.T) {
 			s.kafka.restart(time.Second)
 			return nil
 		}},
-		{total * 3 / 4, "restart the Consul agent (it forgets every registration)", func(context.Context) error {
+		{total * 7 / 8, "restart the Consul agent (it forgets every registration)", func(context.Context) error {
 			s.consul.Restart(t)
 			return nil
 		}},
@@ -126,7 +132,8 @@ func TestFailures(t *testing.T) {
 
 	summary := []string{
 		fmt.Sprintf("commands accepted: %d (%d books added, %d marked read)", total, len(load.added), len(load.read)),
-		fmt.Sprintf("attempts: %d (%d retries with the same Idempotency-Key)", load.attempts, load.attempts-total),
+		fmt.Sprintf("attempts: %d (%d retries with the same Idempotency-Key, %d of them after a deliberately lost answer)",
+			load.attempts, load.attempts-total, load.lostAnswers),
 		fmt.Sprintf("events on %q: %d records, %d distinct ce_id, %d duplicates delivered (outbox at-least-once), %d missing, %d unexpected",
 			topic, ev.records, ev.distinct, ev.records-ev.distinct, ev.missing, ev.unexpected),
 		fmt.Sprintf("view /v1/last-read?limit=100: %d entries (%d expected); books listed: %d (%d expected); %s: %d records",

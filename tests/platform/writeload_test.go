@@ -12,21 +12,27 @@ import (
 
 // writeLoad adds books and marks some of them read through the API, with several concurrent
 // clients at a steady pace, each command retried with its own Idempotency-Key until accepted.
-// Book i is marked read when i%3 != 2, so reads are spread over the whole run.
+// Book i is marked read when i%3 != 2, so reads are spread over the whole run. Some answers
+// are thrown away on purpose (loseEvery), so that retries of commands the server already
+// applied happen on every run, not only when a fault happens to hit a request in flight.
 type writeLoad struct {
 	client  *apiClient
 	books   int     // books to add
 	workers int     // concurrent clients
 	rate    float64 // first attempts per second, all clients together
 	prefix  string  // makes idempotency keys unique to this run
+	// loseEvery: for books i%loseEvery == 0, each command's first answer is thrown away and
+	// the command sent again with the same key (0 = never).
+	loseEvery int
 
 	accepted atomic.Int64 // commands answered 2xx so far
 
-	mu       sync.Mutex
-	added    map[string]int      // book id -> index
-	read     map[string]bookJSON // book id -> the answer of its mark-read command
-	attempts int
-	failures []error
+	mu          sync.Mutex
+	added       map[string]int      // book id -> index
+	read        map[string]bookJSON // book id -> the answer of its mark-read command
+	attempts    int
+	lostAnswers int // answers thrown away (see loseEvery)
+	failures    []error
 }
 
 func (w *writeLoad) wantRead(i int) bool { return i%3 != 2 }
@@ -76,9 +82,18 @@ func (w *writeLoad) book(ctx context.Context, i int, pace <-chan time.Time) {
 			w.fail(fmt.Errorf("%s %s (key %s): not sent: %w", method, path, key, ctx.Err()))
 			return answer{}, false
 		}
+		lost := 0
+		if w.loseEvery > 0 && i%w.loseEvery == 0 {
+			// The connection "breaks" after the request was sent: the server may have acted,
+			// the client never sees the answer and sends the command again.
+			if _, err := w.client.do(ctx, method, path, body, key); err == nil {
+				lost = 1
+			}
+		}
 		a, n, err := w.client.command(ctx, method, path, body, key)
 		w.mu.Lock()
-		w.attempts += n
+		w.attempts += n + lost
+		w.lostAnswers += lost
 		w.mu.Unlock()
 		if err != nil {
 			w.fail(err)
