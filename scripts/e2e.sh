@@ -185,7 +185,12 @@ AUTH=(-H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json')
 req GET /healthz
 expect_code "gateway /healthz" 200
 req GET /readyz
-expect_code "gateway /readyz (backends discovered through Consul)" 200
+expect_code "gateway /readyz" 200
+req GET /docs
+expect_code "gateway /docs (API docs page)" 200
+req GET /openapi.json
+expect_code "gateway /openapi.json" 200
+check "/openapi.json documents /v1/last-read" grep -q '/v1/last-read' <<<"$BODY"
 
 req POST /v1/books -H 'Content-Type: application/json' -d '{"title":"No Token","author":"Nobody"}'
 expect_code "write without a token is refused" 401
