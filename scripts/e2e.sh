@@ -78,12 +78,16 @@ show_log_tail() {
 # port_busy PORT: something accepts TCP connections on 127.0.0.1:PORT.
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# Every port devstack uses is a default moved by one offset; pick an offset where all are free.
+# Every port devstack uses is a default moved by one offset. Pick an offset where all are free
+# and stay below the kernel's ephemeral range, where outgoing connections take ports at random.
 DEFAULT_PORTS="8001 8002 8080 9001 9002 9092 8500 8600"
 pick_offset() {
-	local off p busy
+	local eph max off p busy
+	eph="$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)"
+	max=$(((eph - 9092 - 1) / 100)) # offsets are multiples of 100, from 10000
+	((max > 110)) || max=400
 	for _ in $(seq 50); do
-		off=$(((RANDOM % 400 + 100) * 100)) # 10000..49900
+		off=$(((RANDOM % (max - 100) + 100) * 100))
 		busy=0
 		for p in $DEFAULT_PORTS; do
 			if port_busy $((p + off)); then busy=1; break; fi

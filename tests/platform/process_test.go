@@ -5,11 +5,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -164,15 +166,52 @@ func (p *proc) logTail(n int) string {
 	return string(bytes.Join(lines, []byte("\n")))
 }
 
-// freePort returns a TCP port free on 127.0.0.1 at the time of the call.
+// freePort returns a TCP port free on 127.0.0.1 at the time of the call, never the same twice
+// in one test binary. It is chosen below the kernel's ephemeral range, where outgoing
+// connections take local ports at random: a port released by a killed service must still be
+// free when the service restarts on it.
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	low := ephemeralLow()
+	for range 200 {
+		p := 20000 + rand.IntN(max(low-20000, 1000))
+		if portsUsed[p] {
+			continue
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		portsUsed[p] = true
+		return p
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatalf("free port: none free among 200 tries in [20000, %d)", low)
+	return 0
+}
+
+var (
+	portsMu   sync.Mutex
+	portsUsed = map[int]bool{}
+)
+
+// ephemeralLow is the first port of the kernel's ephemeral range (32768 when unknown).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 32768
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil || n <= 21000 {
+		return 32768
+	}
+	return n
 }
 
 func freeAddr(t testing.TB) string {
