@@ -2,6 +2,7 @@ package events
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -181,5 +182,57 @@ func TestValidate(t *testing.T) {
 	}
 	if New("s", "t", "sub", nil).Validate() != nil {
 		t.Error("New event invalid")
+	}
+}
+
+func TestDecodeBinaryHeaderCaseAndFallbacks(t *testing.T) {
+	hs := []Header{
+		{"CE_SpecVersion", []byte("1.0")}, {"Ce_Id", []byte("i")}, {"CE_SOURCE", []byte("s")},
+		{"ce_Type", []byte("t")}, {"ce_datacontenttype", []byte("text/plain")}, {"CE_RequestID", []byte("r")},
+		{"CE_Custom", []byte("c")}, {"traceparent", []byte("not a ce header")},
+	}
+	ev, err := Decode(nil, hs, []byte("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Event{ID: "i", Source: "s", Type: "t", DataContentType: "text/plain", Data: []byte("hello"),
+		Extensions: map[string]string{"requestid": "r", "custom": "c"}}
+	if !reflect.DeepEqual(ev, want) {
+		t.Errorf("got  %+v\nwant %+v", ev, want)
+	}
+	// content-type wins over ce_datacontenttype.
+	ev, err = Decode(nil, append(hs, Header{"Content-Type", []byte("application/json")}), nil)
+	if err != nil || ev.DataContentType != "application/json" || ev.Data != nil {
+		t.Errorf("ev = %+v, err = %v", ev, err)
+	}
+}
+
+func TestEncodeBinaryExtensionOrderIsStable(t *testing.T) {
+	ev := sampleEvent()
+	ev.Extensions = map[string]string{"zeta": "1", "alpha": "2", "requestid": "3", "mid": "4"}
+	_, hs, _ := EncodeBinary(ev)
+	var ext []string
+	for _, h := range hs[7:] {
+		ext = append(ext, h.Key)
+	}
+	if want := []string{"ce_alpha", "ce_mid", "ce_requestid", "ce_zeta"}; !reflect.DeepEqual(ext, want) {
+		t.Errorf("extension headers = %v, want %v", ext, want)
+	}
+}
+
+func TestRetryable(t *testing.T) {
+	base := errors.New("x")
+	if Retryable(nil) != nil {
+		t.Error("Retryable(nil) != nil")
+	}
+	err := fmt.Errorf("wrapped: %w", Retryable(base))
+	if !IsRetryable(err) || !errors.Is(err, base) || IsRetryable(base) {
+		t.Error("Retryable marking lost")
+	}
+	r := RetryOptions{Initial: 100 * time.Millisecond, MaxBackoff: time.Second}
+	for attempt, want := range map[int]time.Duration{1: 100 * time.Millisecond, 2: 200 * time.Millisecond, 4: 800 * time.Millisecond, 10: time.Second} {
+		if d := backoff(r, attempt); d > want || d < want*8/10 {
+			t.Errorf("backoff(%d) = %v, want %v minus up to 20%%", attempt, d, want)
+		}
 	}
 }
