@@ -509,7 +509,9 @@ type groupHandler struct {
 }
 
 func (h *groupHandler) Setup(s sarama.ConsumerGroupSession) error {
-	h.c.setState(StateRunning, nil)
+	h.c.mu.Lock()
+	h.c.state, h.c.lastErr = StateRunning, "" // recovered: the last error no longer applies
+	h.c.mu.Unlock()
 	h.c.log.Info("partitions assigned", "claims", s.Claims(), "generation", s.GenerationID())
 	return nil
 }

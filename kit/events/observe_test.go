@@ -179,3 +179,23 @@ func TestNoGoroutineLeak(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// A consumer whose topic does not exist yet reports "failed" with the reason, keeps retrying,
+// and consumes once the topic appears.
+func TestConsumerRecoversWhenTopicAppears(t *testing.T) {
+	c := kafkatest.New(t)
+	rec := newRecorder()
+	cons := start(t, consumerOpts(c, "g-late", "late-topic", rec.handler))
+	waitUntil(t, "failed state", func() bool {
+		st := cons.Status()
+		return st.State == events.StateFailed && st.LastError != ""
+	})
+	t.Logf("while the topic is missing: %s", cons.Status().LastError)
+	c.CreateTopic(t, "late-topic", 1)
+	p := newPublisher(t, c)
+	publishN(t, p, "late-topic", 3, 1)
+	waitUntil(t, "3 handled", func() bool { return rec.count() == 3 })
+	if st := cons.Status(); st.State != events.StateRunning || st.LastError != "" {
+		t.Errorf("after recovery: state %s, last error %q", st.State, st.LastError)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +30,11 @@ import (
 type Cluster struct {
 	c       *kfake.Cluster
 	brokers []string
+
+	prodOnce sync.Once
+	prod     *kgo.Client // shared by Publish, closed with the cluster
+	prodErr  error
+	closing  sync.Once
 }
 
 type options struct {
@@ -98,7 +104,7 @@ func New(t testing.TB, opts ...Option) *Cluster {
 		t.Fatalf("kafkatest: start cluster: %v", err)
 	}
 	cl := &Cluster{c: c, brokers: c.ListenAddrs()}
-	t.Cleanup(c.Close)
+	t.Cleanup(cl.Close)
 	return cl
 }
 
@@ -109,7 +115,15 @@ func (c *Cluster) Brokers() []string { return append([]string(nil), c.brokers...
 func (c *Cluster) Kfake() *kfake.Cluster { return c.c }
 
 // Close stops the cluster now (it is also closed at cleanup; closing twice is safe).
-func (c *Cluster) Close() { c.c.Close() }
+func (c *Cluster) Close() {
+	c.closing.Do(func() {
+		c.prodOnce.Do(func() { c.prodErr = errors.New("cluster closed") })
+		if c.prod != nil {
+			c.prod.Close()
+		}
+		c.c.Close()
+	})
+}
 
 // Client returns a kgo client connected to the cluster, closed at cleanup.
 func (c *Cluster) Client(t testing.TB, opts ...kgo.Opt) *kgo.Client {
@@ -150,12 +164,16 @@ func H(key, value string) Header { return kgo.RecordHeader{Key: key, Value: []by
 // publishes a record without a key.
 func (c *Cluster) Publish(t testing.TB, topic string, key, value []byte, headers ...Header) {
 	t.Helper()
-	cl := c.Client(t, kgo.AllowAutoTopicCreation())
-	defer cl.Close()
+	c.prodOnce.Do(func() {
+		c.prod, c.prodErr = kgo.NewClient(kgo.SeedBrokers(c.brokers...), kgo.AllowAutoTopicCreation())
+	})
+	if c.prodErr != nil {
+		t.Fatalf("kafkatest: publish to %q: %v", topic, c.prodErr)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	r := &kgo.Record{Topic: topic, Key: key, Value: value, Headers: headers}
-	if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+	if err := c.prod.ProduceSync(ctx, r).FirstErr(); err != nil {
 		t.Fatalf("kafkatest: publish to %q: %v", topic, err)
 	}
 }
