@@ -3,13 +3,12 @@ package events
 import (
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 )
 
-// The binary-mode codec runs once per record on every consumer and publisher, so it avoids
-// per-header allocations: header values are encoded into one buffer, decoded attributes are
-// slices of one string, and header names are compared in place, case-insensitively.
+// The binary-mode codec runs once per record on every consumer and publisher, so it keeps
+// allocations down: header values are encoded into one buffer, header names are compared in
+// place (case-insensitively) and classified once per record.
 
 // Header names of the binary mode.
 const (
@@ -229,98 +228,42 @@ func decode[K ~string | ~[]byte](key []byte, n int, at func(int) (K, []byte), va
 	return ev, nil
 }
 
-// span locates one decoded attribute in the arena string.
-type span struct {
-	kind       int
-	name       string // extension name when known without the arena
-	nameStart  int    // extension name in the arena otherwise
-	start, end int
-}
-
 func decodeBinary[K ~string | ~[]byte](kinds []uint8, at func(int) (K, []byte), value []byte) (Event, error) {
-	var spanBuf [16]span
-	spans := spanBuf[:0]
-	size := 0
+	var ev Event
+	var dataCT string
 	for i, kind := range kinds {
+		if kind == hOther {
+			continue
+		}
 		k, v := at(i)
-		switch kind := int(kind); kind {
-		case hOther:
+		switch kind {
 		case hSpecVersion:
 			if string(v) != SpecVersion {
 				return Event{}, fmt.Errorf("%w: unsupported specversion %q (header ce_specversion), want %q", ErrInvalidEvent, v, SpecVersion)
 			}
-		default:
-			size += len(v)
-			if kind == hExt {
-				size += len(k) - len(headerPrefix)
-			}
-		}
-	}
-	var b strings.Builder
-	b.Grow(size)
-	for i, kind := range kinds {
-		kind := int(kind)
-		k, v := at(i)
-		if kind == hOther || kind == hSpecVersion {
-			continue
-		}
-		sp := span{kind: kind}
-		if kind == hExt {
-			name := k[len(headerPrefix):]
-			switch {
-			case lowerEq(name, ExtRequestID):
-				sp.name = ExtRequestID
-			case lowerEq(name, ExtTraceParent):
-				sp.name = ExtTraceParent
-			default:
-				sp.nameStart = b.Len()
-				for j := 0; j < len(name); j++ {
-					c := name[j]
-					if 'A' <= c && c <= 'Z' {
-						c += 'a' - 'A'
-					}
-					b.WriteByte(c)
-				}
-			}
-		}
-		sp.start = b.Len()
-		b.Write(v)
-		sp.end = b.Len()
-		spans = append(spans, sp)
-	}
-	arena := b.String()
-	var ev Event
-	var dataCT string
-	for _, sp := range spans {
-		v := arena[sp.start:sp.end]
-		switch sp.kind {
 		case hContentType:
-			ev.DataContentType = v
+			ev.DataContentType = internContentType(v)
 		case hDataContentType:
-			dataCT = v
+			dataCT = internContentType(v)
 		case hID:
-			ev.ID = v
+			ev.ID = string(v)
 		case hSource:
-			ev.Source = v
+			ev.Source = string(v)
 		case hType:
-			ev.Type = v
+			ev.Type = string(v)
 		case hSubject:
-			ev.Subject = v
+			ev.Subject = string(v)
 		case hTime:
-			t, err := time.Parse(time.RFC3339Nano, v)
+			t, err := time.Parse(time.RFC3339Nano, string(v))
 			if err != nil {
 				return Event{}, fmt.Errorf("%w: header ce_time %q is not RFC 3339", ErrInvalidEvent, v)
 			}
 			ev.Time = t
 		case hExt:
-			name := sp.name
-			if name == "" {
-				name = arena[sp.nameStart:sp.start]
-			}
 			if ev.Extensions == nil {
 				ev.Extensions = make(map[string]string, 2)
 			}
-			ev.Extensions[name] = v
+			ev.Extensions[extName(k[len(headerPrefix):])] = string(v)
 		}
 	}
 	if ev.DataContentType == "" {
@@ -338,4 +281,31 @@ func decodeBinary[K ~string | ~[]byte](kinds []uint8, at func(int) (K, []byte), 
 		ev.Data = value
 	}
 	return ev, nil
+}
+
+// extName returns the lowercase extension name, without allocating for the tracking ones.
+func extName[K ~string | ~[]byte](name K) string {
+	switch {
+	case lowerEq(name, ExtRequestID):
+		return ExtRequestID
+	case lowerEq(name, ExtTraceParent):
+		return ExtTraceParent
+	}
+	b := make([]byte, len(name))
+	for j := 0; j < len(name); j++ {
+		c := name[j]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b[j] = c
+	}
+	return string(b)
+}
+
+// internContentType avoids an allocation for the content type nearly every event carries.
+func internContentType(v []byte) string {
+	if string(v) == ContentTypeJSON {
+		return ContentTypeJSON
+	}
+	return string(v)
 }

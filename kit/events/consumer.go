@@ -129,12 +129,13 @@ type Consumer struct {
 	wake          chan struct{}
 	window        statsWindow // last completed stats window
 
-	dlq *Publisher // owned by the Run goroutine
+	dlq        *Publisher // owned by the Run goroutine
+	dlqEnsured bool       // the dead-letter topic exists (owned by the Run goroutine)
 
 	consumed, failures, dead, calls, callNanos atomic.Uint64
 
 	lagMu sync.Mutex
-	lag   map[topicPartition]int64
+	lag   map[topicPartition]*atomic.Int64 // per claimed partition, written by its ConsumeClaim
 
 	metricsMu sync.Mutex
 	metrics   map[string]*consumerMetrics
@@ -174,7 +175,7 @@ func NewConsumer(o ConsumerOptions) (*Consumer, error) {
 	c := &Consumer{
 		o: o, log: o.Logger, dlqTopic: o.DLQ,
 		want: !o.StartStopped, state: StateStopped,
-		wake: make(chan struct{}, 1), lag: map[topicPartition]int64{},
+		wake: make(chan struct{}, 1), lag: map[topicPartition]*atomic.Int64{},
 		metrics: map[string]*consumerMetrics{},
 	}
 	if c.log == nil {
@@ -314,7 +315,7 @@ func (c *Consumer) totalLag() int64 {
 	defer c.lagMu.Unlock()
 	var sum int64
 	for _, l := range c.lag {
-		sum += l
+		sum += l.Load()
 	}
 	return sum
 }
@@ -425,10 +426,14 @@ func (c *Consumer) session(ctx context.Context) error {
 			return fmt.Errorf("dead-letter producer: %w", err)
 		}
 		c.dlq = p
+	}
+	if !c.dlqEnsured { // retried each session until it works (e.g. Kafka was still starting)
 		ectx, ecancel := context.WithTimeout(sctx, 30*time.Second)
 		if err := EnsureTopic(ectx, c.o.Brokers, c.dlqTopic, 1, 0); err != nil {
 			c.log.Warn("could not ensure the dead-letter topic; dead letters will fail until it exists",
 				"dlq", c.dlqTopic, "err", err)
+		} else {
+			c.dlqEnsured = true
 		}
 		ecancel()
 	}
@@ -531,11 +536,17 @@ func (h *groupHandler) ConsumeClaim(s sarama.ConsumerGroupSession, claim sarama.
 	c := h.c
 	m := c.metricsFor(claim.Topic())
 	tp := topicPartition{claim.Topic(), claim.Partition()}
+	lagCell := new(atomic.Int64)
+	c.lagMu.Lock()
+	c.lag[tp] = lagCell
+	c.lagMu.Unlock()
 	var lastLag int64
 	defer func() {
 		m.lag.Sub(float64(lastLag))
 		c.lagMu.Lock()
-		delete(c.lag, tp)
+		if c.lag[tp] == lagCell {
+			delete(c.lag, tp)
+		}
 		c.lagMu.Unlock()
 	}()
 	for {
@@ -549,11 +560,11 @@ func (h *groupHandler) ConsumeClaim(s sarama.ConsumerGroupSession, claim sarama.
 			}
 			s.MarkMessage(msg, "")
 			lag := max(claim.HighWaterMarkOffset()-msg.Offset-1, 0)
-			m.lag.Add(float64(lag - lastLag))
-			lastLag = lag
-			c.lagMu.Lock()
-			c.lag[tp] = lag
-			c.lagMu.Unlock()
+			if lag != lastLag {
+				m.lag.Add(float64(lag - lastLag))
+				lastLag = lag
+				lagCell.Store(lag)
+			}
 		case <-s.Context().Done():
 			return nil
 		}
