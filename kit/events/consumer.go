@@ -132,18 +132,34 @@ type Consumer struct {
 	dlq        *Publisher // owned by the Run goroutine
 	dlqEnsured bool       // the dead-letter topic exists (owned by the Run goroutine)
 
-	consumed, failures, dead, calls, callNanos atomic.Uint64
-
-	lagMu sync.Mutex
-	lag   map[topicPartition]*atomic.Int64 // per claimed partition, written by its ConsumeClaim
+	statsMu sync.Mutex
+	claims  map[*counters]struct{} // one per claimed partition, written by its ConsumeClaim
+	retired totals                 // counts of claims that ended
 
 	metricsMu sync.Mutex
 	metrics   map[string]*consumerMetrics
 }
 
-type topicPartition struct {
-	topic     string
-	partition int32
+// counters are one claimed partition's statistics. Each partition counts into its own set, so
+// partitions handled on different cores do not contend for the same cache lines.
+type counters struct {
+	consumed, failures, dead, calls, nanos atomic.Uint64
+	lag                                    atomic.Int64
+}
+
+// totals is a sum of counters.
+type totals struct {
+	consumed, failures, dead, calls, nanos uint64
+	lag                                    int64
+}
+
+func (t *totals) add(k *counters) {
+	t.consumed += k.consumed.Load()
+	t.failures += k.failures.Load()
+	t.dead += k.dead.Load()
+	t.calls += k.calls.Load()
+	t.nanos += k.nanos.Load()
+	t.lag += k.lag.Load()
 }
 
 type consumerMetrics struct {
@@ -175,7 +191,7 @@ func NewConsumer(o ConsumerOptions) (*Consumer, error) {
 	c := &Consumer{
 		o: o, log: o.Logger, dlqTopic: o.DLQ,
 		want: !o.StartStopped, state: StateStopped,
-		wake: make(chan struct{}, 1), lag: map[topicPartition]*atomic.Int64{},
+		wake: make(chan struct{}, 1), claims: map[*counters]struct{}{},
 		metrics: map[string]*consumerMetrics{},
 	}
 	if c.log == nil {
@@ -290,34 +306,36 @@ func (c *Consumer) Status() StreamStatus {
 	}
 	w := c.window
 	c.mu.Unlock()
-	st.Consumed, st.Errors, st.DeadLettered = c.consumed.Load(), c.failures.Load(), c.dead.Load()
+	t := c.totals()
+	st.Consumed, st.Errors, st.DeadLettered, st.Lag = t.consumed, t.failures, t.dead, t.lag
 	if w.done {
 		st.Rate, st.AvgMs = w.rate, w.avgMs
 	} else if !w.at.IsZero() {
-		st.Rate, st.AvgMs = c.measure(w, time.Now())
+		st.Rate, st.AvgMs = measure(w, t, time.Now())
 	}
-	st.Lag = c.totalLag()
 	return st
 }
 
-func (c *Consumer) measure(from statsWindow, now time.Time) (rate, avgMs float64) {
+// measure returns the rate and average handling time between the window's start and now.
+func measure(from statsWindow, t totals, now time.Time) (rate, avgMs float64) {
 	if el := now.Sub(from.at).Seconds(); el > 0 {
-		rate = float64(c.consumed.Load()-from.consumed) / el
+		rate = float64(t.consumed-from.consumed) / el
 	}
-	if calls := c.calls.Load() - from.calls; calls > 0 {
-		avgMs = float64(c.callNanos.Load()-from.nanos) / float64(calls) / 1e6
+	if calls := t.calls - from.calls; calls > 0 {
+		avgMs = float64(t.nanos-from.nanos) / float64(calls) / 1e6
 	}
 	return rate, avgMs
 }
 
-func (c *Consumer) totalLag() int64 {
-	c.lagMu.Lock()
-	defer c.lagMu.Unlock()
-	var sum int64
-	for _, l := range c.lag {
-		sum += l.Load()
+// totals sums the retired and the live claims' counters.
+func (c *Consumer) totals() totals {
+	c.statsMu.Lock()
+	defer c.statsMu.Unlock()
+	t := c.retired
+	for k := range c.claims {
+		t.add(k)
 	}
-	return sum
+	return t
 }
 
 func (c *Consumer) setState(state string, err error) {
@@ -492,20 +510,26 @@ func (c *Consumer) statsLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
+			t := c.totals()
 			c.mu.Lock()
-			prev := c.window
-			rate, avg := c.measure(prev, now)
-			c.window = statsWindow{at: now, consumed: c.consumed.Load(), calls: c.calls.Load(),
-				nanos: c.callNanos.Load(), rate: rate, avgMs: avg, done: true}
+			rate, avg := measure(c.window, t, now)
+			c.window = statsWindow{at: now, consumed: t.consumed, calls: t.calls, nanos: t.nanos,
+				rate: rate, avgMs: avg, done: true}
 			state := c.state
 			c.mu.Unlock()
-			c.log.Info("STATS", "state", state, "consumed", c.consumed.Load(), "errors", c.failures.Load(),
-				"dead_lettered", c.dead.Load(), "rate", round2(rate), "avg_ms", round2(avg), "lag", c.totalLag())
+			c.log.Info("STATS", "state", state, "consumed", t.consumed, "errors", t.failures,
+				"dead_lettered", t.dead, "rate", round2(rate), "avg_ms", round2(avg), "lag", t.lag)
 		}
 	}
 }
 
 func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
+
+// claimStats is where one claimed partition counts.
+type claimStats struct {
+	m *consumerMetrics
+	k *counters
+}
 
 // groupHandler adapts the Consumer to sarama's ConsumerGroupHandler for one session.
 type groupHandler struct {
@@ -534,55 +558,72 @@ func (h *groupHandler) Cleanup(s sarama.ConsumerGroupSession) error {
 // so nothing after it is marked either.
 func (h *groupHandler) ConsumeClaim(s sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	c := h.c
-	m := c.metricsFor(claim.Topic())
-	tp := topicPartition{claim.Topic(), claim.Partition()}
-	lagCell := new(atomic.Int64)
-	c.lagMu.Lock()
-	c.lag[tp] = lagCell
-	c.lagMu.Unlock()
+	cl := &claimStats{m: c.metricsFor(claim.Topic()), k: new(counters)}
+	c.statsMu.Lock()
+	c.claims[cl.k] = struct{}{}
+	c.statsMu.Unlock()
 	var lastLag int64
 	defer func() {
-		m.lag.Sub(float64(lastLag))
-		c.lagMu.Lock()
-		if c.lag[tp] == lagCell {
-			delete(c.lag, tp)
-		}
-		c.lagMu.Unlock()
+		cl.m.lag.Sub(float64(lastLag))
+		cl.k.lag.Store(0)
+		c.statsMu.Lock()
+		c.retired.add(cl.k)
+		delete(c.claims, cl.k)
+		c.statsMu.Unlock()
 	}()
+	msgs, done := claim.Messages(), s.Context().Done()
 	for {
-		select {
-		case msg, ok := <-claim.Messages():
-			if !ok {
-				return nil
-			}
-			if !h.process(s, msg, m) {
-				return nil
-			}
-			s.MarkMessage(msg, "")
-			lag := max(claim.HighWaterMarkOffset()-msg.Offset-1, 0)
-			if lag != lastLag {
-				m.lag.Add(float64(lag - lastLag))
-				lastLag = lag
-				lagCell.Store(lag)
-			}
-		case <-s.Context().Done():
+		msg, ok := next(msgs, done)
+		if !ok {
 			return nil
 		}
+		if !h.process(s, msg, cl) {
+			return nil
+		}
+		s.MarkMessage(msg, "")
+		lag := max(claim.HighWaterMarkOffset()-msg.Offset-1, 0)
+		if lag != lastLag {
+			cl.m.lag.Add(float64(lag - lastLag))
+			lastLag = lag
+			cl.k.lag.Store(lag)
+		}
+	}
+}
+
+// next returns the next record, or false once the session is done or the claim closed. The
+// session is checked before every record, so a rebalance is not delayed by buffered records;
+// the non-blocking receives keep the common case (records waiting) cheap.
+func next(msgs <-chan *sarama.ConsumerMessage, done <-chan struct{}) (*sarama.ConsumerMessage, bool) {
+	select {
+	case <-done:
+		return nil, false
+	default:
+	}
+	select {
+	case msg, ok := <-msgs:
+		return msg, ok
+	default:
+	}
+	select {
+	case msg, ok := <-msgs:
+		return msg, ok
+	case <-done:
+		return nil, false
 	}
 }
 
 // process decodes and handles one record with retries, dead-lettering it when it cannot be
 // decoded or handled. It returns false if the session or the consumer ended before the record
 // was done (the record must then not be marked).
-func (h *groupHandler) process(s sarama.ConsumerGroupSession, msg *sarama.ConsumerMessage, m *consumerMetrics) bool {
+func (h *groupHandler) process(s sarama.ConsumerGroupSession, msg *sarama.ConsumerMessage, cl *claimStats) bool {
 	c := h.c
 	ev, err := decodeMessage(msg)
 	if err != nil {
-		c.failures.Add(1)
-		m.failed.Inc()
+		cl.k.failures.Add(1)
+		cl.m.failed.Inc()
 		c.log.Warn("undecodable record; dead-lettering", "topic", msg.Topic, "partition", msg.Partition,
 			"offset", msg.Offset, "err", err)
-		return h.deadLetter(s, msg, err, m)
+		return h.deadLetter(s, msg, err, cl)
 	}
 	ev.Topic, ev.Partition, ev.Offset = msg.Topic, msg.Partition, msg.Offset
 	ctx := h.ctx
@@ -596,26 +637,26 @@ func (h *groupHandler) process(s sarama.ConsumerGroupSession, msg *sarama.Consum
 		start := time.Now()
 		err := h.call(ctx, ev)
 		d := time.Since(start)
-		c.calls.Add(1)
-		c.callNanos.Add(uint64(d))
-		m.handling.Observe(d.Seconds())
+		cl.k.calls.Add(1)
+		cl.k.nanos.Add(uint64(d))
+		cl.m.handling.Observe(d.Seconds())
 		if err == nil {
-			c.consumed.Add(1)
-			m.consumed.Inc()
+			cl.k.consumed.Add(1)
+			cl.m.consumed.Inc()
 			return true
 		}
 		if h.ctx.Err() != nil {
 			return false // shutting down: the handler saw its context cancelled
 		}
-		c.failures.Add(1)
-		m.failed.Inc()
+		cl.k.failures.Add(1)
+		cl.m.failed.Inc()
 		if !IsRetryable(err) || attempt >= c.o.Retry.Max {
 			c.log.WarnContext(ctx, "handler failed; dead-lettering", "topic", msg.Topic, "partition", msg.Partition,
 				"offset", msg.Offset, "event_id", ev.ID, "type", ev.Type, "attempts", attempt, "err", err)
 			if attempt > 1 {
 				err = fmt.Errorf("after %d attempts: %w", attempt, err)
 			}
-			return h.deadLetter(s, msg, err, m)
+			return h.deadLetter(s, msg, err, cl)
 		}
 		wait := backoff(c.o.Retry, attempt)
 		c.log.InfoContext(ctx, "handler failed; retrying", "topic", msg.Topic, "partition", msg.Partition,
@@ -640,7 +681,7 @@ func (h *groupHandler) call(ctx context.Context, ev Event) (err error) {
 // deadLetter writes the original record plus dlq_* headers to the dead-letter topic, retrying
 // until it succeeds or the session ends (then the record stays unmarked and is redelivered:
 // nothing is dropped silently).
-func (h *groupHandler) deadLetter(s sarama.ConsumerGroupSession, msg *sarama.ConsumerMessage, cause error, m *consumerMetrics) bool {
+func (h *groupHandler) deadLetter(s sarama.ConsumerGroupSession, msg *sarama.ConsumerMessage, cause error, cl *claimStats) bool {
 	c := h.c
 	headers := make([]sarama.RecordHeader, 0, len(msg.Headers)+6)
 	for _, rh := range msg.Headers {
@@ -668,8 +709,8 @@ func (h *groupHandler) deadLetter(s sarama.ConsumerGroupSession, msg *sarama.Con
 	for attempt := 1; ; attempt++ {
 		err := c.dlq.sendRaw(h.ctx, out)
 		if err == nil {
-			c.dead.Add(1)
-			m.dead.Inc()
+			cl.k.dead.Add(1)
+			cl.m.dead.Inc()
 			return true
 		}
 		c.log.Error("dead-letter publish failed; the record stays uncommitted and is retried",
