@@ -498,3 +498,26 @@ func TestNewConsumerValidates(t *testing.T) {
 		}
 	}
 }
+
+// The Publisher puts a key on the same partition as franz-go's (and the Java client's) default
+// partitioner, so per-key order holds whichever client published.
+func TestPartitionerMatchesKgo(t *testing.T) {
+	c := kafkatest.New(t)
+	c.CreateTopic(t, "keys", 8)
+	p := newPublisher(t, c)
+	ctx := context.Background()
+	for i := range 20 {
+		key := fmt.Sprintf("book-%d", i)
+		if err := p.Publish(ctx, "keys", events.New("/t", "t", key, nil)); err != nil {
+			t.Fatal(err)
+		}
+		c.Publish(t, "keys", []byte(key), []byte("kgo"))
+	}
+	part := map[string]int32{}
+	for _, r := range c.WaitFor(t, "keys", 40, waitLimit) {
+		if prev, ok := part[string(r.Key)]; ok && prev != r.Partition {
+			t.Errorf("key %s on partitions %d and %d", r.Key, prev, r.Partition)
+		}
+		part[string(r.Key)] = r.Partition
+	}
+}
