@@ -81,8 +81,10 @@ type ConsumerOptions struct {
 	Configure func(*sarama.Config)
 }
 
-// StreamStatus is a snapshot of a consumer for GET /mgmt/streams; its fields match
-// kit/service's StreamStatus.
+// StreamStatus is a snapshot of a consumer for GET /mgmt/streams. Its fields are those of
+// kit/service's StreamStatus (keep them in step), so service.StreamStatus(c.Status()) converts
+// it; kit/events does not import kit/service, so a service wraps the Consumer in a one-method
+// adapter to satisfy service.Stream.
 type StreamStatus struct {
 	Name         string   `json:"name"`
 	State        string   `json:"state"` // running | starting | stopped | failed
@@ -111,8 +113,9 @@ const (
 // concurrently, one goroutine each.
 //
 // Run owns the consumer's lifetime; Stop and Start pause and resume it at runtime (Stop leaves
-// the group, so other members take over the partitions). It implements kit/service's Stream
-// (Name, Start, Stop, Status) and Runner (Run).
+// the group, so other members take over the partitions). It provides kit/service's Stream
+// methods (Name, Start, Stop, Status; Status through the conversion described on
+// StreamStatus) and Runner (Run).
 type Consumer struct {
 	o        ConsumerOptions
 	log      *slog.Logger
