@@ -109,7 +109,7 @@ if git -C "$ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
 	git -C "$REPO" init -q && git -C "$REPO" add -A >/dev/null 2>&1 &&
 		git -C "$REPO" -c user.name=tutorials -c user.email=tutorials@localhost commit -qm copy >/dev/null 2>&1 || true
 else
-	tar --exclude=./bin --exclude=./.devstack -cf - . | tar -xf - -C "$REPO"
+	tar --exclude=./bin --exclude=./.devstack --exclude=./.git -cf - . | tar -xf - -C "$REPO"
 fi
 ln -s "$CONSUL_BIN" "$REPO/bin/consul"
 
