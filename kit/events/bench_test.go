@@ -32,7 +32,7 @@ import (
 
 const (
 	benchValueSize = 1024
-	benchRounds    = 3     // alternating raw/kit rounds per b.N iteration
+	benchRounds    = 6     // alternating raw/kit rounds per b.N iteration (even: both orders equally)
 	benchBatch     = 50000 // events per round (async publish)
 	benchConsume   = 40000 // events per round (consume)
 	benchSyncBatch = 2000  // events per round (sync publish)
