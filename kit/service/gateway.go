@@ -55,9 +55,7 @@ func (s *Service) newGateway() *runtime.ServeMux {
 }
 
 // incomingHeader forwards the headers Brook services read. X-Subject from the client is never
-// forwarded: the subject comes only from WithSubject (an authentication middleware). Nor is
-// Authorization: the edge verifies the token and passes on the subject, so bearer tokens
-// don't spread to every backend's memory and logs.
+// forwarded: the subject comes only from WithSubject (an authentication middleware).
 func incomingHeader(key string) (string, bool) {
 	switch textproto.CanonicalMIMEHeaderKey(key) {
 	case "Idempotency-Key":
@@ -66,7 +64,7 @@ func incomingHeader(key string) (string, bool) {
 		return track.MetadataRequestID, true
 	case "Traceparent":
 		return track.MetadataTraceParent, true
-	case "X-Subject", "Authorization":
+	case "X-Subject":
 		return "", false
 	}
 	return runtime.DefaultHeaderMatcher(key)
