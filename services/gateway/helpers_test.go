@@ -186,7 +186,8 @@ func (f *fakeLastRead) ListLastRead(ctx context.Context, req *bookshelfv1.ListLa
 	}}}, nil
 }
 
-// fakeCommands implements AddBook (echoing the subject as the author) and answers NotFound for
+// fakeCommands implements AddBook (echoing subject|idempotency key|authorization metadata as
+// the author, so tests see what reached the backend) and answers NotFound for
 // GetBook; a title "set-header" makes it choose 201 itself with kit/service.SetHTTPStatus.
 type fakeCommands struct {
 	bookshelfv1.UnimplementedBookshelfCommandsServer
@@ -202,7 +203,7 @@ func (fakeCommands) AddBook(ctx context.Context, req *bookshelfv1.AddBookRequest
 		}
 	}
 	return &bookshelfv1.BookResponse{Book: &bookshelfv1.Book{
-		Id: "b-1", Title: req.GetTitle(), Author: service.Subject(ctx) + "|" + first(ctx, bookshelfv1.MetadataIdempotencyKey),
+		Id: "b-1", Title: req.GetTitle(), Author: service.Subject(ctx) + "|" + first(ctx, bookshelfv1.MetadataIdempotencyKey) + "|" + first(ctx, "authorization"),
 	}}, nil
 }
 

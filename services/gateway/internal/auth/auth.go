@@ -216,7 +216,12 @@ func (a *Authenticator) Authenticate(r *http.Request) (*http.Request, error) {
 	if err != nil {
 		return nil, err
 	}
-	return r.WithContext(service.WithSubject(r.Context(), claims.Subject)), nil
+	// The backends get the verified subject (x-subject), not the bearer token: grpc-gateway
+	// would forward Authorization as metadata, spreading the token to every backend.
+	r2 := r.WithContext(service.WithSubject(r.Context(), claims.Subject))
+	r2.Header = r.Header.Clone()
+	r2.Header.Del("Authorization")
+	return r2, nil
 }
 
 // Reject answers 401 with the reason.
