@@ -2,6 +2,7 @@ package events_test
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -13,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
+
+var runSeq atomic.Int64
 
 // metric reads one labelled series from the default registry (0 if absent).
 func metric(t *testing.T, name string, labels map[string]string) float64 {
@@ -49,13 +52,16 @@ func metric(t *testing.T, name string, labels map[string]string) float64 {
 // the Prometheus series count published, consumed, failed, dead-lettered and handling time.
 func TestLagAndMetrics(t *testing.T) {
 	c := kafkatest.New(t)
-	c.CreateTopic(t, "lagged", 1)
+	// Metrics are process-wide: unique names keep repeated runs (-count) apart.
+	run := runSeq.Add(1)
+	topic, group := fmt.Sprintf("lagged-%d", run), fmt.Sprintf("g-lag-%d", run)
+	c.CreateTopic(t, topic, 1)
 	p := newPublisher(t, c)
-	publishN(t, p, "lagged", 10, 1)
+	publishN(t, p, topic, 10, 1)
 
 	release := make(chan struct{})
 	var n atomic.Int32
-	o := consumerOpts(c, "g-lag", "lagged", func(ctx context.Context, ev events.Event) error {
+	o := consumerOpts(c, group, topic, func(ctx context.Context, ev events.Event) error {
 		switch n.Add(1) {
 		case 5:
 			<-release
@@ -66,16 +72,16 @@ func TestLagAndMetrics(t *testing.T) {
 	})
 	cons := start(t, o)
 	waitUntil(t, "lag 6 with the 5th record stuck", func() bool { return cons.Status().Lag == 6 })
-	if g := metric(t, "brook_events_lag", map[string]string{"group": "g-lag", "topic": "lagged"}); g != 6 {
+	if g := metric(t, "brook_events_lag", map[string]string{"group": group, "topic": topic}); g != 6 {
 		t.Errorf("lag gauge = %v, want 6", g)
 	}
 	close(release)
 	waitUntil(t, "caught up", func() bool { st := cons.Status(); return st.Lag == 0 && st.Consumed == 9 && st.DeadLettered == 1 })
-	dl := c.WaitFor(t, "g-lag.dlq", 1, waitLimit)
+	dl := c.WaitFor(t, group+".dlq", 1, waitLimit)
 	if e := header(dl[0], "dlq_error"); !strings.Contains(e, "handler panicked: boom") {
 		t.Errorf("dlq_error = %q", e)
 	}
-	labels := map[string]string{"group": "g-lag", "topic": "lagged"}
+	labels := map[string]string{"group": group, "topic": topic}
 	for name, want := range map[string]float64{
 		"brook_events_consumed_total": 9, "brook_events_failed_total": 1, "brook_events_dead_lettered_total": 1,
 		"brook_events_handling_seconds": 10, "brook_events_lag": 0,
@@ -84,10 +90,10 @@ func TestLagAndMetrics(t *testing.T) {
 			t.Errorf("%s = %v, want %v", name, got, want)
 		}
 	}
-	if got := metric(t, "brook_events_published_total", map[string]string{"topic": "g-lag.dlq"}); got != 1 {
+	if got := metric(t, "brook_events_published_total", map[string]string{"topic": group + ".dlq"}); got != 1 {
 		t.Errorf("published to the DLQ = %v", got)
 	}
-	if got := metric(t, "brook_events_published_total", map[string]string{"topic": "lagged"}); got < 10 {
+	if got := metric(t, "brook_events_published_total", map[string]string{"topic": topic}); got < 10 {
 		t.Errorf("published = %v", got)
 	}
 	if testutil.CollectAndCount(prometheus.DefaultGatherer.(prometheus.Collector), "brook_events_consumed_total") < 1 {
