@@ -2,7 +2,6 @@
 SHELL := /usr/bin/env bash
 GO    ?= go
 
-MODULES := api kit services/bookshelf-commands services/bookshelf-lastread services/gateway tools/kafkapush tools/devstack deploy/compose
 
 .PHONY: run test unit integration e2e bench gen lint clean consul tools
 

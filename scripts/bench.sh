@@ -6,7 +6,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 export PATH="$ROOT/bin:$PATH"
 export BROOK_CONSUL_BIN="$ROOT/bin/consul"
-MODULES="kit services/bookshelf-commands services/bookshelf-lastread services/gateway tools/kafkapush"
+source scripts/modules.sh
 for m in $MODULES; do
 	echo "==> go test -bench ($m)"
 	(cd "$m" && go test -run '^$' -bench . -benchtime "${BENCHTIME:-2s}" ./...)

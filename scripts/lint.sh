@@ -5,7 +5,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 STATICCHECK="honnef.co/go/tools/cmd/staticcheck@v0.8.2"
-MODULES="api kit services/bookshelf-commands services/bookshelf-lastread services/gateway tools/kafkapush tools/devstack deploy/compose tests/platform"
+source scripts/modules.sh
+MODULES="$MODULES tests/platform"
 
 status=0
 unformatted=$(gofmt -l $MODULES 2>/dev/null | grep -v '\.pb\.' || true)

@@ -202,5 +202,5 @@ next:
   run it            next to \`make run\`: BROOK_CONSUL_ADDR=localhost:8500 BROOK_LOG_FORMAT=text bin/$NAME
   in \`make run\`     add to tools/devstack/internal/catalog/catalog.go:
                     {Name: "$NAME", Dir: "$DEST", GRPCPort: $GRPC_PORT, HTTPPort: $HTTP_PORT},
-  in \`make test\`    add $DEST to MODULES in scripts/test.sh and the Makefile
+  in \`make test\`    nothing to do: every module in go.work is tested and linted
 EOF

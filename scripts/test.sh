@@ -8,8 +8,7 @@ cd "$ROOT"
 export PATH="$ROOT/bin:$PATH"
 export BROOK_CONSUL_BIN="$ROOT/bin/consul"
 
-RACE_MODULES="kit services/bookshelf-commands services/bookshelf-lastread services/gateway"
-MODULES="api kit services/bookshelf-commands services/bookshelf-lastread services/gateway tools/kafkapush tools/devstack deploy/compose"
+source scripts/modules.sh
 
 failed=()
 echo "==> scripts/lint.sh (gofmt, go vet, staticcheck, generated code fresh)"
@@ -17,7 +16,7 @@ bash scripts/lint.sh || failed+=("lint")
 
 for m in $MODULES; do
 	flags=(-count=1 -timeout=15m)
-	[[ " $RACE_MODULES " == *" $m "* ]] && flags+=(-race)
+	if race_module "$m"; then flags+=(-race); fi
 	echo "==> go test ${flags[*]} ./... ($m)"
 	if ! (cd "$m" && go test "${flags[@]}" ./...); then
 		failed+=("$m")

@@ -74,7 +74,8 @@ func incomingHeader(key string) (string, bool) {
 // X-Request-Id on the response; x-http-code becomes the status) and prefixes the rest.
 func outgoingHeader(key string) (string, bool) {
 	switch key {
-	case track.MetadataRequestID, metadataHTTPCode:
+	case track.MetadataRequestID, metadataHTTPCode, "content-type":
+		// content-type is gRPC's own (application/grpc) when the handler is remote.
 		return "", false
 	}
 	return runtime.MetadataHeaderPrefix + key, true

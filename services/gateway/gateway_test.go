@@ -83,7 +83,7 @@ func TestRESTThroughGateway(t *testing.T) {
 	}
 	// A backend that sets x-http-code itself: still 201, one status line, no header leak.
 	res = do(t, "POST", gw.URL+"/v1/books", `{"title":"set-header","author":"x"}`, "Authorization", "Bearer "+token(t, "alice"))
-	if res.Status != http.StatusCreated || res.Header.Get("Grpc-Metadata-X-Http-Code") != "" {
+	if res.Status != http.StatusCreated || res.Header.Get("Grpc-Metadata-X-Http-Code") != "" || res.Header.Get("Grpc-Metadata-Content-Type") != "" {
 		t.Errorf("backend-chosen 201: %s %v", res, res.Header)
 	}
 	if res := do(t, "POST", gw.URL+"/v1/books", `{"title":"","author":"x"}`, "Authorization", "Bearer "+token(t, "alice")); res.Status != 400 {
