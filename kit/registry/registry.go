@@ -216,7 +216,7 @@ func (r *Registry) Deregister(ctx context.Context) error {
 	r.mu.Lock()
 	r.deregistered = true
 	r.mu.Unlock()
-	r.logger.InfoContext(ctx, "consul: deregistered", "service", svc.Name, "id", svc.ID)
+	r.logger.InfoContext(ctx, "consul: deregistered", "consul_service", svc.Name, "id", svc.ID)
 	return nil
 }
 
@@ -305,7 +305,7 @@ func (r *Registry) register(ctx context.Context, svc *api.AgentServiceRegistrati
 		return err
 	}
 	r.setState(nil)
-	r.logger.InfoContext(ctx, "consul: registered", "service", svc.Name, "id", svc.ID,
+	r.logger.InfoContext(ctx, "consul: registered", "consul_service", svc.Name, "id", svc.ID,
 		"address", svc.Address, "port", svc.Port)
 	return nil
 }
