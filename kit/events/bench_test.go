@@ -222,7 +222,13 @@ func BenchmarkPublishAsync(b *testing.B) {
 // and vs a bare raw group that only marks. All use ConsumerConfig's settings; each round is a
 // fresh group reading the same benchConsume pre-published events, timed from the first to the
 // last message so group join time is excluded.
-func BenchmarkConsume(b *testing.B) {
+func BenchmarkConsume(b *testing.B) { consumeBench(b, false) }
+
+// BenchmarkConsumeBatch is BenchmarkConsume with the kit consumer using a no-op BatchHandler
+// (the raw side still handles one record at a time, as a sarama user would).
+func BenchmarkConsumeBatch(b *testing.B) { consumeBench(b, true) }
+
+func consumeBench(b *testing.B, batch bool) {
 	c := kafkatest.New(b)
 	c.CreateTopic(b, "bench", 4)
 	p, err := events.NewPublisher(c.Brokers(), events.PublisherOptions{Source: "/bench", Logger: quietLogger()})
@@ -276,10 +282,21 @@ func BenchmarkConsume(b *testing.B) {
 	}
 	runKit := func() time.Duration {
 		cnt := newCounter(benchConsume)
-		cons, err := events.NewConsumer(newOpts(func(ctx context.Context, ev events.Event) error {
+		o := newOpts(func(ctx context.Context, ev events.Event) error {
 			cnt.hit()
 			return noop(ctx, ev)
-		}))
+		})
+		if batch {
+			o.Handler = nil
+			o.BatchHandler = func(ctx context.Context, evs []events.Event) error {
+				for _, ev := range evs {
+					cnt.hit()
+					_ = noop(ctx, ev)
+				}
+				return nil
+			}
+		}
+		cons, err := events.NewConsumer(o)
 		if err != nil {
 			b.Fatal(err)
 		}

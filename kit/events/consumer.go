@@ -22,6 +22,32 @@ import (
 // traceparent (kit/track), and is cancelled when the consumer shuts down.
 type Handler func(ctx context.Context, ev Event) error
 
+// BatchHandler handles several events of one partition at once, in partition order, so that a
+// handler writing to a store can commit them in one transaction (one fsync) instead of one
+// each. Returning nil means every event in evs is done. The error rules are Handler's: a
+// Retryable error retries the whole batch with backoff; any other error (or retries used up)
+// makes the consumer hand the events over again one at a time, each in a 1-element slice, so
+// only the event at fault is dead-lettered and the others are handled, in order. A handler may
+// therefore see an event again after returning an error for its batch: it must not keep effects
+// of a failed call (write in one transaction that the error rolls back), as for Handler.
+//
+// ctx is cancelled when the consumer shuts down; it carries the request id and traceparent only
+// when evs holds one event (use ContextFor to log per event). evs and its events are only valid
+// during the call; the slice is reused.
+type BatchHandler func(ctx context.Context, evs []Event) error
+
+// ContextFor returns ctx carrying ev's request id and traceparent (kit/track), as a Handler's
+// ctx does; for logging per event inside a BatchHandler.
+func ContextFor(ctx context.Context, ev Event) context.Context {
+	if rid := ev.RequestID(); rid != "" {
+		ctx = track.WithRequestID(ctx, rid)
+	}
+	if tp := ev.TraceParent(); tp != "" {
+		ctx = track.WithTraceParent(ctx, tp)
+	}
+	return ctx
+}
+
 type retryableError struct{ err error }
 
 func (e retryableError) Error() string { return e.err.Error() }
@@ -49,12 +75,20 @@ type RetryOptions struct {
 	MaxBackoff time.Duration // backoff ceiling (default 10s)
 }
 
-// ConsumerOptions configures a Consumer. Brokers, Group, Topics and Handler are required.
+// ConsumerOptions configures a Consumer. Brokers, Group, Topics and one of Handler and
+// BatchHandler are required.
 type ConsumerOptions struct {
 	Brokers []string
 	Group   string
 	Topics  []string
 	Handler Handler
+	// BatchHandler, instead of Handler, receives the records of a partition in batches: the next
+	// record plus whatever else of that partition is already fetched, up to MaxBatch. Nothing
+	// waits for a batch to fill, so an idle stream sees batches of one with no added latency,
+	// and a busy one batches by itself. Offsets are marked only after the whole batch succeeded.
+	BatchHandler BatchHandler
+	// MaxBatch caps the events per BatchHandler call (default 256).
+	MaxBatch int
 	// Name identifies the stream at /mgmt/streams and in logs (default Group).
 	Name string
 	// Service is written in the dlq_service header of dead letters (default Name).
@@ -110,7 +144,8 @@ const (
 // Consumer runs a handler over a consumer group, at least once: an offset is marked (and then
 // committed) only after its record was handled or dead-lettered, in partition order, so a
 // crash or rebalance at any point causes redelivery, never loss. Partitions are handled
-// concurrently, one goroutine each.
+// concurrently, one goroutine each; within a partition one record (Handler) or one batch of
+// records (BatchHandler) at a time.
 //
 // Run owns the consumer's lifetime; Stop and Start pause and resume it at runtime (Stop leaves
 // the group, so other members take over the partitions). It provides kit/service's Stream
@@ -187,8 +222,10 @@ func NewConsumer(o ConsumerOptions) (*Consumer, error) {
 		return nil, errors.New("events: new consumer: no group")
 	case len(o.Topics) == 0:
 		return nil, fmt.Errorf("events: new consumer %s: no topics", o.Group)
-	case o.Handler == nil:
+	case o.Handler == nil && o.BatchHandler == nil:
 		return nil, fmt.Errorf("events: new consumer %s: no handler", o.Group)
+	case o.Handler != nil && o.BatchHandler != nil:
+		return nil, fmt.Errorf("events: new consumer %s: both handler and batch handler set; use one", o.Group)
 	}
 	o = o.withDefaults()
 	c := &Consumer{
@@ -236,6 +273,9 @@ func (o ConsumerOptions) withDefaults() ConsumerOptions {
 	if o.CommitInterval <= 0 {
 		o.CommitInterval = time.Second
 	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 256
+	}
 	return o
 }
 
@@ -277,8 +317,8 @@ func (c *Consumer) Start() error {
 	return nil
 }
 
-// Stop pauses consuming: it lets the record being handled on each partition finish, commits
-// every handled offset, leaves the group and returns. No-op when stopped.
+// Stop pauses consuming: it lets the record (or batch) being handled on each partition finish,
+// commits every handled offset, leaves the group and returns. No-op when stopped.
 func (c *Consumer) Stop() error {
 	c.mu.Lock()
 	c.want = false
@@ -530,8 +570,19 @@ func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
 
 // claimStats is where one claimed partition counts.
 type claimStats struct {
-	m *consumerMetrics
-	k *counters
+	m       *consumerMetrics
+	k       *counters
+	lastLag int64 // what this claim added to the lag gauge
+}
+
+// setLag records the partition's lag after offset was handled.
+func (cl *claimStats) setLag(claim sarama.ConsumerGroupClaim, offset int64) {
+	lag := max(claim.HighWaterMarkOffset()-offset-1, 0)
+	if lag != cl.lastLag {
+		cl.m.lag.Add(float64(lag - cl.lastLag))
+		cl.lastLag = lag
+		cl.k.lag.Store(lag)
+	}
 }
 
 // groupHandler adapts the Consumer to sarama's ConsumerGroupHandler for one session.
@@ -565,15 +616,18 @@ func (h *groupHandler) ConsumeClaim(s sarama.ConsumerGroupSession, claim sarama.
 	c.statsMu.Lock()
 	c.claims[cl.k] = struct{}{}
 	c.statsMu.Unlock()
-	var lastLag int64
 	defer func() {
-		cl.m.lag.Sub(float64(lastLag))
+		cl.m.lag.Sub(float64(cl.lastLag))
 		cl.k.lag.Store(0)
 		c.statsMu.Lock()
 		c.retired.add(cl.k)
 		delete(c.claims, cl.k)
 		c.statsMu.Unlock()
 	}()
+	if c.o.BatchHandler != nil {
+		h.consumeBatches(s, claim, cl)
+		return nil
+	}
 	msgs, done := claim.Messages(), s.Context().Done()
 	for {
 		msg, ok := next(msgs, done)
@@ -584,13 +638,56 @@ func (h *groupHandler) ConsumeClaim(s sarama.ConsumerGroupSession, claim sarama.
 			return nil
 		}
 		s.MarkMessage(msg, "")
-		lag := max(claim.HighWaterMarkOffset()-msg.Offset-1, 0)
-		if lag != lastLag {
-			cl.m.lag.Add(float64(lag - lastLag))
-			lastLag = lag
-			cl.k.lag.Store(lag)
+		cl.setLag(claim, msg.Offset)
+	}
+}
+
+// consumeBatches is ConsumeClaim's loop for a BatchHandler: it takes the next record plus
+// whatever of the partition is already buffered (never waiting for more), handles them as one
+// batch and marks the last offset once all of them are done.
+func (h *groupHandler) consumeBatches(s sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim, cl *claimStats) {
+	msgs, done := claim.Messages(), s.Context().Done()
+	b := &batch{
+		msgs: make([]*sarama.ConsumerMessage, 0, h.c.o.MaxBatch),
+		evs:  make([]Event, 0, h.c.o.MaxBatch),
+		kept: make([]*sarama.ConsumerMessage, 0, h.c.o.MaxBatch),
+	}
+	for {
+		msg, ok := next(msgs, done)
+		if !ok {
+			return
+		}
+		b.msgs = drain(msgs, append(b.msgs[:0], msg), h.c.o.MaxBatch)
+		if !h.processBatch(s, b, cl) {
+			return
+		}
+		last := b.msgs[len(b.msgs)-1]
+		s.MarkMessage(last, "")
+		cl.setLag(claim, last.Offset)
+	}
+}
+
+// batch is the buffers of one claim's batches, reused from one to the next.
+type batch struct {
+	msgs []*sarama.ConsumerMessage // the records taken, in offset order
+	evs  []Event                   // the decodable ones, decoded
+	kept []*sarama.ConsumerMessage // the record of each of evs
+}
+
+// drain appends the records already waiting in msgs to batch, up to max, without blocking.
+func drain(msgs <-chan *sarama.ConsumerMessage, batch []*sarama.ConsumerMessage, max int) []*sarama.ConsumerMessage {
+	for len(batch) < max {
+		select {
+		case msg, ok := <-msgs:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, msg)
+		default:
+			return batch
 		}
 	}
+	return batch
 }
 
 // next returns the next record, or false once the session is done or the claim closed. The
@@ -619,23 +716,116 @@ func next(msgs <-chan *sarama.ConsumerMessage, done <-chan struct{}) (*sarama.Co
 // decoded or handled. It returns false if the session or the consumer ended before the record
 // was done (the record must then not be marked).
 func (h *groupHandler) process(s sarama.ConsumerGroupSession, msg *sarama.ConsumerMessage, cl *claimStats) bool {
-	c := h.c
 	ev, err := decodeMessage(msg)
 	if err != nil {
-		cl.k.failures.Add(1)
-		cl.m.failed.Inc()
-		c.log.Warn("undecodable record; dead-lettering", "topic", msg.Topic, "partition", msg.Partition,
-			"offset", msg.Offset, "err", err)
-		return h.deadLetter(s, msg, err, cl)
+		return h.undecodable(s, msg, err, cl)
 	}
 	ev.Topic, ev.Partition, ev.Offset = msg.Topic, msg.Partition, msg.Offset
-	ctx := h.ctx
-	if rid := ev.RequestID(); rid != "" {
-		ctx = track.WithRequestID(ctx, rid)
+	return h.handle(s, msg, ev, cl)
+}
+
+// undecodable dead-letters a record that is not a CloudEvent.
+func (h *groupHandler) undecodable(s sarama.ConsumerGroupSession, msg *sarama.ConsumerMessage, err error, cl *claimStats) bool {
+	cl.k.failures.Add(1)
+	cl.m.failed.Inc()
+	h.c.log.Warn("undecodable record; dead-lettering", "topic", msg.Topic, "partition", msg.Partition,
+		"offset", msg.Offset, "err", err)
+	return h.deadLetter(s, msg, err, cl)
+}
+
+// processBatch decodes b.msgs (dead-lettering what cannot be decoded) and hands the events to
+// the batch handler. If the handler fails for good, the events are handled one at a time, each
+// marked when done, so that only the one at fault is dead-lettered. It returns true when every
+// record of the batch is done; false if the session or the consumer ended first (the caller
+// must then mark nothing more).
+func (h *groupHandler) processBatch(s sarama.ConsumerGroupSession, b *batch, cl *claimStats) bool {
+	c := h.c
+	b.evs, b.kept = b.evs[:0], b.kept[:0]
+	for _, msg := range b.msgs {
+		ev, err := decodeMessage(msg)
+		if err != nil {
+			if !h.undecodable(s, msg, err, cl) {
+				return false
+			}
+			continue
+		}
+		ev.Topic, ev.Partition, ev.Offset = msg.Topic, msg.Partition, msg.Offset
+		b.evs = append(b.evs, ev)
+		b.kept = append(b.kept, msg)
 	}
-	if tp := ev.TraceParent(); tp != "" {
-		ctx = track.WithTraceParent(ctx, tp)
+	switch len(b.evs) {
+	case 0:
+		return true
+	case 1:
+		return h.handle(s, b.kept[0], b.evs[0], cl)
 	}
+	first, last := b.kept[0], b.kept[len(b.kept)-1]
+	for attempt := 1; ; attempt++ {
+		err := h.callBatch(h.ctx, b.evs, cl)
+		if err == nil {
+			return true
+		}
+		if h.ctx.Err() != nil {
+			return false // shutting down: the handler saw its context cancelled
+		}
+		if !IsRetryable(err) || attempt >= c.o.Retry.Max {
+			c.log.Warn("batch handler failed; handling its events one at a time", "topic", first.Topic,
+				"partition", first.Partition, "from_offset", first.Offset, "to_offset", last.Offset,
+				"events", len(b.evs), "attempts", attempt, "err", err)
+			break
+		}
+		wait := backoff(c.o.Retry, attempt)
+		c.log.Info("batch handler failed; retrying", "topic", first.Topic, "partition", first.Partition,
+			"from_offset", first.Offset, "to_offset", last.Offset, "events", len(b.evs),
+			"attempt", attempt, "retry_in", wait, "err", err)
+		if !sleep(s.Context(), wait) {
+			return false
+		}
+	}
+	for i, ev := range b.evs {
+		if i > 0 && s.Context().Err() != nil {
+			return false // rebalance or Stop: the rest goes to the partition's next owner
+		}
+		if !h.handle(s, b.kept[i], ev, cl) {
+			return false
+		}
+		s.MarkMessage(b.kept[i], "")
+	}
+	return true
+}
+
+// callBatch runs the batch handler once over evs and counts the attempt per event.
+func (h *groupHandler) callBatch(ctx context.Context, evs []Event, cl *claimStats) (err error) {
+	start := time.Now()
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("batch handler panicked: %v", r)
+		}
+		d := time.Since(start)
+		n := uint64(len(evs))
+		cl.k.calls.Add(n)
+		cl.k.nanos.Add(uint64(d))
+		per := d.Seconds() / float64(n)
+		for range n {
+			cl.m.handling.Observe(per)
+		}
+		if err == nil {
+			cl.k.consumed.Add(n)
+			cl.m.consumed.Add(float64(n))
+		} else if h.ctx.Err() == nil {
+			cl.k.failures.Add(n)
+			cl.m.failed.Add(float64(n))
+		}
+	}()
+	return h.c.o.BatchHandler(ctx, evs)
+}
+
+// handle runs the handler on one decoded event with retries, dead-lettering it when it cannot
+// be handled. It returns false if the session or the consumer ended before the event was done
+// (its record must then not be marked).
+func (h *groupHandler) handle(s sarama.ConsumerGroupSession, msg *sarama.ConsumerMessage, ev Event, cl *claimStats) bool {
+	c := h.c
+	ctx := ContextFor(h.ctx, ev)
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
 		err := h.call(ctx, ev)
@@ -670,15 +860,18 @@ func (h *groupHandler) process(s sarama.ConsumerGroupSession, msg *sarama.Consum
 	}
 }
 
-// call runs the handler, turning a panic into an error so one bad event cannot kill the
-// consumer (the event is dead-lettered instead).
+// call runs the handler (or the batch handler with ev alone), turning a panic into an error so
+// one bad event cannot kill the consumer (the event is dead-lettered instead).
 func (h *groupHandler) call(ctx context.Context, ev Event) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("handler panicked: %v", r)
 		}
 	}()
-	return h.c.o.Handler(ctx, ev)
+	if h.c.o.Handler != nil {
+		return h.c.o.Handler(ctx, ev)
+	}
+	return h.c.o.BatchHandler(ctx, []Event{ev})
 }
 
 // deadLetter writes the original record plus dlq_* headers to the dead-letter topic, retrying
