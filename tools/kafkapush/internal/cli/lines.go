@@ -90,8 +90,8 @@ func runLines(cmd *cobra.Command, c *common, lo *lineOpts, args []string) error 
 	return finish(cmd, sink, src.Skipped(), runErr)
 }
 
-// notACommand refuses arguments that look like a forgotten or mistyped "book" subcommand
-// ("kafkapush read", "kafkapush boko read"), which would otherwise be sent as lines, unless
+// notACommand refuses arguments that look like a forgotten or mistyped "book" or "dlq"
+// subcommand ("kafkapush read", "kafkapush boko read", "kafkapush dql replay"), which would otherwise be sent as lines, unless
 // they come after "--".
 func notACommand(cmd *cobra.Command, args []string) error {
 	if len(args) == 0 || cmd.ArgsLenAtDash() == 0 {
@@ -102,6 +102,13 @@ func notACommand(cmd *cobra.Command, args []string) error {
 	case bookSubcommand(first):
 		return usagef("%q looks like a command, not a line: did you mean 'kafkapush book %s'? To send it as a record, put it after --: kafkapush -- %s",
 			args[0], strings.Join(args, " "), strings.Join(args, " "))
+	case first == "replay" || (len(args) > 1 && dlqSubcommand(strings.ToLower(args[1])) && editDistanceAtMostOne(first, "dlq")):
+		rest := args
+		if first != "replay" {
+			rest = args[1:]
+		}
+		return usagef("%q looks like a command, not a line: did you mean 'kafkapush dlq %s'? To send it as a record, put it after --: kafkapush -- %s",
+			args[0], strings.Join(rest, " "), strings.Join(args, " "))
 	case len(args) > 1 && bookSubcommand(strings.ToLower(args[1])) && (first == "books" || editDistanceAtMostOne(first, "book")):
 		return usagef("%q looks like a command, not a line: did you mean 'kafkapush book %s'? To send it as a record, put it after --: kafkapush -- %s",
 			args[0], strings.Join(args[1:], " "), strings.Join(args, " "))
@@ -117,6 +124,9 @@ func bookSubcommand(word string) bool {
 	}
 	return false
 }
+
+// dlqSubcommand reports whether word is a "dlq" subcommand name.
+func dlqSubcommand(word string) bool { return word == "read" || word == "replay" }
 
 // editDistanceAtMostOne reports whether a and b differ by at most one insertion, deletion,
 // substitution or swap of adjacent letters.

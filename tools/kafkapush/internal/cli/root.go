@@ -89,6 +89,7 @@ is either the JSON data, or a partial CloudEvent (a JSON object with a "specvers
 "type" or "data" key); kafkapush fills id, source, time and specversion.
 
 'kafkapush book ...' pushes bookshelf events without writing JSON by hand.
+'kafkapush dlq read|replay' reads a dead-letter topic and puts dead letters back.
 
 A summary (records, bytes, partitions and offsets, duration) goes to stderr. The exit
 code is non-zero if the broker cannot be reached, a line is invalid, or any record was
@@ -141,7 +142,7 @@ BROOK_KAFKA_BROKERS, else localhost:9092.`,
 	f.StringVar(&lo.ceType, "type", "", "CloudEvents type for lines without one (required with --cloudevents unless every line has \"type\")")
 	f.IntVar(&lo.maxLine, "max-line", 16<<20, "longest accepted input line in bytes")
 
-	root.AddCommand(newBookCommand(c))
+	root.AddCommand(newBookCommand(c), newDLQCommand(c))
 	return root
 }
 

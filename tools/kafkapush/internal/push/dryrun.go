@@ -42,7 +42,11 @@ func (d *DryRun) Send(ctx context.Context, rec Record) error {
 	if rec.Key != nil {
 		key = quote(rec.Key)
 	}
-	if _, err := fmt.Fprintf(d.w, "record %d topic=%s partition=%s key=%s\n", d.rep.Records, d.topic, part, key); err != nil {
+	topic := d.topic
+	if rec.Topic != "" {
+		topic = rec.Topic
+	}
+	if _, err := fmt.Fprintf(d.w, "record %d topic=%s partition=%s key=%s\n", d.rep.Records, topic, part, key); err != nil {
 		return fmt.Errorf("dry run: write: %w", err)
 	}
 	for _, h := range rec.Headers {

@@ -25,8 +25,8 @@ const (
 // Config says where and how to produce.
 type Config struct {
 	Brokers     []string
-	Topic       string
-	Partition   int32               // -1: the hash partitioner picks (by key; random without key)
+	Topic       string              // "": records name their topics (dlq replay); not checked here
+	Partition   int32               // -1: events.Partitioner picks (murmur2 of the key; random without key)
 	Acks        string              // all | 1 | 0
 	Compression string              // none | gzip | snappy | lz4 | zstd
 	Version     sarama.KafkaVersion // zero: events.KafkaVersion, shared by every Brook client
@@ -103,6 +103,10 @@ func SaramaConfig(c Config) (*sarama.Config, error) {
 	default:
 		return nil, fmt.Errorf("--compression %q: want none, gzip, snappy, lz4 or zstd", c.Compression)
 	}
+	// Keyed records go where Brook's services (kit/events), franz-go and the Java client put
+	// them (murmur2 of the key), so a book's events stay on one partition, in order, whichever
+	// client wrote them. sarama's own default hash (FNV-1a) would pick another partition.
+	sc.Producer.Partitioner = events.Partitioner
 	if c.Partition >= 0 {
 		sc.Producer.Partitioner = sarama.NewManualPartitioner
 	}
@@ -128,6 +132,9 @@ func NewProducer(ctx context.Context, c Config) (*Producer, error) {
 	if err != nil {
 		return nil, unreachable(err)
 	}
+	if c.Topic == "" {
+		return newProducer(client, c)
+	}
 	// The first metadata request is where a dead address shows up (sarama does not fetch
 	// metadata in NewClient when Metadata.Full is off).
 	parts, err := client.Partitions(c.Topic)
@@ -145,10 +152,15 @@ func NewProducer(ctx context.Context, c Config) (*Producer, error) {
 		_ = client.Close()
 		return nil, fmt.Errorf("-p %d: topic %q has %d partitions (0-%d)", c.Partition, c.Topic, len(parts), len(parts)-1)
 	}
+	return newProducer(client, c)
+}
+
+// newProducer starts the async producer and its collector on a connected client.
+func newProducer(client sarama.Client, c Config) (*Producer, error) {
 	ap, err := sarama.NewAsyncProducerFromClient(client)
 	if err != nil {
 		_ = client.Close()
-		return nil, fmt.Errorf("producer for %s: %w", addrs, err)
+		return nil, fmt.Errorf("producer for %s: %w", strings.Join(c.Brokers, ","), err)
 	}
 	p := &Producer{
 		client:   client,
@@ -222,7 +234,7 @@ func (p *Producer) collect() {
 			}
 			p.rep.Records++
 			p.rep.Bytes += int64(encLen(m.Key) + encLen(m.Value))
-			p.rep.add(m.Partition, m.Offset)
+			p.rep.add(m.Topic, m.Partition, m.Offset)
 		case e, ok := <-errs:
 			if !ok {
 				errs = nil
@@ -238,8 +250,8 @@ func (p *Producer) collect() {
 }
 
 func describe(e *sarama.ProducerError) string {
-	if line, ok := e.Msg.Metadata.(int); ok && line > 0 {
-		return fmt.Sprintf("line %d: %v", line, e.Err)
+	if name, ok := e.Msg.Metadata.(string); ok && name != "" {
+		return fmt.Sprintf("%s: %v", name, e.Err)
 	}
 	return e.Err.Error()
 }
@@ -251,12 +263,16 @@ func encLen(e sarama.Encoder) int {
 	return e.Length()
 }
 
-// Send queues rec for the configured topic and partition.
+// Send queues rec for its topic (else the configured one) and the configured partition.
 func (p *Producer) Send(ctx context.Context, rec Record) error {
+	topic := p.cfg.Topic
+	if rec.Topic != "" {
+		topic = rec.Topic
+	}
 	msg := &sarama.ProducerMessage{
-		Topic:    p.cfg.Topic,
+		Topic:    topic,
 		Value:    sarama.ByteEncoder(rec.Value),
-		Metadata: rec.Line,
+		Metadata: rec.name(),
 	}
 	if rec.Key != nil {
 		msg.Key = sarama.ByteEncoder(rec.Key)

@@ -15,10 +15,23 @@ import (
 
 // Record is one Kafka record to send.
 type Record struct {
+	Topic   string   // "" : the sink's topic (dlq replay sends each record to its own)
 	Line    int      // input line number, for error messages (0 when generated)
+	What    string   // names the record in error messages instead of its line (dlq replay)
 	Key     []byte   // nil: no key (the partitioner spreads records)
 	Headers []Header // sent in this order
 	Value   []byte
+}
+
+// name is how error messages refer to the record ("" when it has no name).
+func (r Record) name() string {
+	switch {
+	case r.What != "":
+		return r.What
+	case r.Line > 0:
+		return fmt.Sprintf("line %d", r.Line)
+	}
+	return ""
 }
 
 // Header is one Kafka record header.
@@ -35,15 +48,21 @@ type Sink interface {
 
 // Report summarises a run.
 type Report struct {
-	Topic      string
-	Records    int   // acknowledged (or, in a dry run, printed)
-	Bytes      int64 // key + value bytes of those records
+	Topic      string // the run's topic; records to another topic are listed with theirs
+	Records    int    // acknowledged (or, in a dry run, printed)
+	Bytes      int64  // key + value bytes of those records
 	Rejected   int
 	Skipped    int // empty input lines, filled in by the caller
-	Partitions map[int32]*OffsetRange
+	Partitions map[TopicPartition]*OffsetRange
 	Duration   time.Duration
 	DryRun     bool
 	NoOffsets  bool // acks=0: the broker does not tell offsets
+}
+
+// TopicPartition names one partition of one topic.
+type TopicPartition struct {
+	Topic     string
+	Partition int32
 }
 
 // OffsetRange is the span of offsets written to one partition.
@@ -52,13 +71,14 @@ type OffsetRange struct {
 	Count       int
 }
 
-func (r *Report) add(partition int32, offset int64) {
+func (r *Report) add(topic string, partition int32, offset int64) {
 	if r.Partitions == nil {
-		r.Partitions = map[int32]*OffsetRange{}
+		r.Partitions = map[TopicPartition]*OffsetRange{}
 	}
-	pr, ok := r.Partitions[partition]
+	tp := TopicPartition{topic, partition}
+	pr, ok := r.Partitions[tp]
 	if !ok {
-		r.Partitions[partition] = &OffsetRange{First: offset, Last: offset, Count: 1}
+		r.Partitions[tp] = &OffsetRange{First: offset, Last: offset, Count: 1}
 		return
 	}
 	pr.First = min(pr.First, offset)
@@ -76,7 +96,11 @@ func (r Report) Write(w io.Writer) {
 	if r.DryRun {
 		verb = "for"
 	}
-	fmt.Fprintf(&b, "kafkapush: %d %s (%d bytes) %s topic %q in %s", r.Records, plural(r.Records, "record"), r.Bytes, verb, r.Topic, r.Duration.Round(time.Millisecond))
+	dest := fmt.Sprintf("topic %q", r.Topic)
+	if r.Topic == "" {
+		dest = "their topics"
+	}
+	fmt.Fprintf(&b, "kafkapush: %d %s (%d bytes) %s %s in %s", r.Records, plural(r.Records, "record"), r.Bytes, verb, dest, r.Duration.Round(time.Millisecond))
 	if !r.DryRun && r.Duration > 0 && r.Records > 1 {
 		fmt.Fprintf(&b, " (%.0f records/s)", float64(r.Records)/r.Duration.Seconds())
 	}
@@ -88,20 +112,29 @@ func (r Report) Write(w io.Writer) {
 		b.WriteString(" (dry run: nothing sent)")
 	}
 	b.WriteString("\n")
-	parts := make([]int32, 0, len(r.Partitions))
-	for p := range r.Partitions {
-		parts = append(parts, p)
+	parts := make([]TopicPartition, 0, len(r.Partitions))
+	for tp := range r.Partitions {
+		parts = append(parts, tp)
 	}
-	sort.Slice(parts, func(i, j int) bool { return parts[i] < parts[j] })
-	for _, p := range parts {
-		pr := r.Partitions[p]
+	sort.Slice(parts, func(i, j int) bool {
+		if parts[i].Topic != parts[j].Topic {
+			return parts[i].Topic < parts[j].Topic
+		}
+		return parts[i].Partition < parts[j].Partition
+	})
+	for _, tp := range parts {
+		pr := r.Partitions[tp]
+		where := fmt.Sprintf("partition %d", tp.Partition)
+		if tp.Topic != r.Topic {
+			where = fmt.Sprintf("topic %q %s", tp.Topic, where)
+		}
 		switch {
 		case r.NoOffsets:
-			fmt.Fprintf(&b, "  partition %d: %d %s (offsets unknown with --acks 0)\n", p, pr.Count, plural(pr.Count, "record"))
+			fmt.Fprintf(&b, "  %s: %d %s (offsets unknown with --acks 0)\n", where, pr.Count, plural(pr.Count, "record"))
 		case pr.First == pr.Last:
-			fmt.Fprintf(&b, "  partition %d: offset %d (%d %s)\n", p, pr.First, pr.Count, plural(pr.Count, "record"))
+			fmt.Fprintf(&b, "  %s: offset %d (%d %s)\n", where, pr.First, pr.Count, plural(pr.Count, "record"))
 		default:
-			fmt.Fprintf(&b, "  partition %d: offsets %d-%d (%d %s)\n", p, pr.First, pr.Last, pr.Count, plural(pr.Count, "record"))
+			fmt.Fprintf(&b, "  %s: offsets %d-%d (%d %s)\n", where, pr.First, pr.Last, pr.Count, plural(pr.Count, "record"))
 		}
 	}
 	_, _ = io.WriteString(w, b.String())

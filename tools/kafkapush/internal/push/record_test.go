@@ -9,9 +9,9 @@ import (
 
 func TestReportWrite(t *testing.T) {
 	r := Report{Topic: "demo", Records: 3, Bytes: 57, Duration: 1500 * time.Millisecond, Skipped: 1}
-	r.add(2, 10)
-	r.add(0, 4)
-	r.add(2, 11)
+	r.add("demo", 2, 10)
+	r.add("demo", 0, 4)
+	r.add("demo", 2, 11)
 	var b bytes.Buffer
 	r.Write(&b)
 	want := `kafkapush: 3 records (57 bytes) to topic "demo" in 1.5s (2 records/s), 0 rejected, 1 empty line skipped
