@@ -2,12 +2,15 @@ package platform
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"text/tabwriter"
 	"time"
 
 	"github.com/brook-dev/brook/kit/events"
@@ -19,19 +22,47 @@ const (
 	typeRead  = "bookshelf.book.read.v1"
 )
 
-// fault is one failure injected while the write load runs, once `after` commands were accepted.
+// fault is one failure injected while the write load runs. inject returns once the component
+// is back (restarted and ready).
 type fault struct {
-	after  int
 	name   string
 	inject func(ctx context.Context) error
+	// consul: the fault makes the agent forget every registration; recovery includes every
+	// service registering itself again and passing its checks.
+	consul bool
 }
+
+// recovery is how long after a fault was injected each sign of recovery was first seen.
+type recovery struct {
+	fault   string
+	at      int           // commands accepted when it was injected
+	back    time.Duration // the component is restarted and ready
+	write   time.Duration // the next command accepted through the gateway
+	visible time.Duration // a book marked read after the component was back is in /v1/last-read
+	passing time.Duration // every service passing in Consul again (Consul faults only)
+}
+
+// Load and pacing of TestFailures: a steady trickle of writes, so that the load still runs
+// when the last fault has recovered (the view's limit of 100 bounds the books marked read).
+const (
+	failBooks    = 300 // at most; every third is marked read
+	failRate     = 5   // first attempts per second, all clients together
+	failWorkers  = 8
+	failBetween  = 10               // commands accepted after one recovery before the next fault
+	recoverLimit = 90 * time.Second // per sign of recovery
+)
 
 // TestFailures runs a load of authenticated writes through the gateway while, one after the
 // other, the commands service, the gateway and the read view are killed with SIGKILL and
-// restarted, the Kafka broker is restarted on the same data dir, and the Consul agent is
-// restarted (a dev agent forgets every registration). Clients retry each command with the same Idempotency-Key
-// until it is accepted; for one book in ten the client also throws the first answer away and
-// retries, as after a connection lost once the server had acted. Afterwards:
+// restarted, the Kafka broker process (devstack) is killed with SIGKILL and restarted on the
+// same port and data dir, and the Consul agent is killed with SIGKILL and restarted, then
+// restarted cleanly (a dev agent forgets every registration either way; the services must
+// register themselves again). Clients retry each command with the same Idempotency-Key until
+// it is accepted; for one book in ten the client also throws the first answer away and
+// retries, as after a connection lost once the server had acted. After each fault the test
+// measures how long the component took to come back, until writes were accepted again, until
+// a book marked read afterwards showed in the view, and (Consul) until every service passed
+// its checks again. Afterwards:
 //
 //   - the write side lists exactly the books added, each once (retries created no duplicates);
 //   - the topic holds, for every accepted command, events with exactly one distinct ce_id
@@ -45,32 +76,38 @@ func TestFailures(t *testing.T) {
 	s := startStack(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-
-	load := &writeLoad{
-		client:  newAPIClient(s.gateway.httpAddr, s.token),
-		books:   120,
-		workers: 8,
-		rate:    50,
-		// one book in ten: both commands are retried after an answer was lost
-		loseEvery: 10,
-		prefix:    fmt.Sprintf("failure-%d", time.Now().UnixNano()),
+	if err := s.waitPassing(ctx); err != nil {
+		t.Fatal(err)
 	}
-	total := load.total()
+
+	load := newLoad(newAPIClient(s.gateway.httpAddr, s.token), failBooks, failWorkers, failRate,
+		10, // one book in ten: both commands are retried after an answer was lost
+		fmt.Sprintf("failure-%d", time.Now().UnixNano()))
+	if load.maxReads() > 100 {
+		t.Fatalf("the load marks up to %d books read; /v1/last-read shows at most 100", load.maxReads())
+	}
 	faults := []fault{
-		{total / 8, "kill -9 bookshelf-commands, restart it", func(ctx context.Context) error {
+		{name: "kill -9 bookshelf-commands", inject: func(ctx context.Context) error {
 			return crashAndRestart(ctx, s.commands)
 		}},
-		{total * 2 / 8, "kill -9 the gateway (requests in flight lose their answer), restart it", func(ctx context.Context) error {
+		{name: "kill -9 gateway", inject: func(ctx context.Context) error {
 			return crashAndRestart(ctx, s.gateway)
 		}},
-		{total * 3 / 8, "kill -9 bookshelf-lastread, restart it", func(ctx context.Context) error {
+		{name: "kill -9 bookshelf-lastread", inject: func(ctx context.Context) error {
 			return crashAndRestart(ctx, s.lastread)
 		}},
-		{total * 5 / 8, "restart the Kafka broker (same port and data dir)", func(context.Context) error {
-			s.kafka.restart(time.Second)
+		{name: "kill -9 Kafka broker", inject: func(ctx context.Context) error {
+			rctx, cancel := context.WithTimeout(ctx, time.Minute)
+			defer cancel()
+			return s.kafka.crash(rctx, time.Second)
+		}},
+		{name: "kill -9 Consul agent", consul: true, inject: func(context.Context) error {
+			s.consul.Kill()
+			time.Sleep(time.Second)
+			s.consul.Start(t)
 			return nil
 		}},
-		{total * 7 / 8, "restart the Consul agent (it forgets every registration)", func(context.Context) error {
+		{name: "restart Consul agent", consul: true, inject: func(context.Context) error {
 			s.consul.Restart(t)
 			return nil
 		}},
@@ -85,31 +122,30 @@ func TestFailures(t *testing.T) {
 	}()
 	defer func() { stopLoad(); <-done }() // the load never outlives the test
 
+	var recs []recovery
+	next := failBetween
 	for _, f := range faults {
-		if !load.waitAccepted(ctx, f.after, done) {
+		if !load.waitAccepted(ctx, next, done) {
 			t.Fatalf("fault %q: the load ended or timed out before %d commands were accepted (%d were); first failure: %v",
-				f.name, f.after, load.accepted.Load(), load.firstFailure())
+				f.name, next, load.accepted.Load(), load.firstFailure())
 		}
-		start := time.Now()
-		at := load.accepted.Load()
-		if err := f.inject(ctx); err != nil {
+		r, err := injectAndMeasure(ctx, s, load, f, done)
+		if err != nil {
 			t.Fatalf("fault %q: %v", f.name, err)
 		}
-		back := time.Since(start)
-		// Writes flow again once the next command is accepted (the gateway must also have
-		// rediscovered a healthy backend).
-		if load.waitAccepted(ctx, int(load.accepted.Load())+1, done) {
-			t.Logf("fault at %d/%d commands accepted: %s; component back after %s, next command accepted after %s",
-				at, total, f.name, back.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
-		} else {
-			t.Logf("fault at %d/%d commands accepted: %s; component back after %s (load finished)",
-				at, total, f.name, back.Round(time.Millisecond))
-		}
+		recs = append(recs, r)
+		next = int(load.accepted.Load()) + failBetween
 	}
+	if !load.waitAccepted(ctx, next, done) {
+		t.Fatalf("the load ended or timed out before %d commands were accepted after the last fault (%d were); first failure: %v",
+			next, load.accepted.Load(), load.firstFailure())
+	}
+	load.finish()
 	<-done
 	if len(load.failures) > 0 {
 		t.Fatalf("%d commands were not accepted, first: %v", len(load.failures), load.failures[0])
 	}
+	total := load.total()
 	if got := int(load.accepted.Load()); got != total {
 		t.Fatalf("accepted %d commands, want %d", got, total)
 	}
@@ -127,7 +163,7 @@ func TestFailures(t *testing.T) {
 		t.Errorf("%s holds %d records; the view dead-lettered events of the platform's own services", lastreadDLQ, len(dlq))
 	}
 	if err := s.waitPassing(vctx); err != nil {
-		t.Errorf("after the Consul restart: %v", err)
+		t.Errorf("at the end: %v", err)
 	}
 
 	summary := []string{
@@ -140,6 +176,115 @@ func TestFailures(t *testing.T) {
 			view, len(load.read), listed, len(load.added), lastreadDLQ, len(dlq)),
 	}
 	t.Log("counts:\n  " + strings.Join(summary, "\n  "))
+	t.Log("recovery, measured from the fault (\"-\": not measured; the load had ended):\n" + recoveryTable(recs))
+}
+
+// injectAndMeasure injects f and measures its recovery: the component back (inject returned),
+// then, watched at the same time, the next command accepted, a book marked read after that
+// visible in the view, and (Consul faults) every service passing again. A sign not seen
+// within recoverLimit is an error; one that cannot be seen because the load ended is left 0.
+func injectAndMeasure(ctx context.Context, s *stack, load *writeLoad, f fault, done <-chan struct{}) (recovery, error) {
+	r := recovery{fault: f.name, at: int(load.accepted.Load())}
+	start := time.Now()
+	if err := f.inject(ctx); err != nil {
+		return r, err
+	}
+	r.back = time.Since(start)
+	accepted := int(load.accepted.Load())
+	reads, _ := load.readsAccepted(0)
+
+	mctx, cancel := context.WithTimeout(ctx, recoverLimit)
+	defer cancel()
+	var (
+		wg                   sync.WaitGroup
+		errWrite, errV, errP error
+	)
+	wg.Go(func() {
+		if load.waitAccepted(mctx, accepted+1, done) {
+			r.write = time.Since(start)
+		} else if mctx.Err() != nil {
+			errWrite = fmt.Errorf("no command accepted within %s of the fault (%d accepted)", recoverLimit, accepted)
+		}
+	})
+	wg.Go(func() {
+		var seen bool
+		if seen, errV = waitVisible(mctx, s, load, reads, done); seen {
+			r.visible = time.Since(start)
+		}
+	})
+	if f.consul {
+		wg.Go(func() {
+			if errP = s.waitPassing(mctx); errP == nil {
+				r.passing = time.Since(start)
+			}
+		})
+	}
+	wg.Wait()
+	return r, errors.Join(errWrite, errV, errP)
+}
+
+// waitVisible waits for the n-th mark-read command of the load (0-based: the first one accepted
+// after the fault when n was the count then) and then until /v1/last-read lists its book. It
+// reports false, with no error, when the load ended before that command.
+func waitVisible(ctx context.Context, s *stack, load *writeLoad, n int, done <-chan struct{}) (bool, error) {
+	var id string
+	for id == "" {
+		if _, id = load.readsAccepted(n); id != "" {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return false, fmt.Errorf("no book marked read within %s of the fault", recoverLimit)
+		case <-done:
+			if _, id = load.readsAccepted(n); id == "" {
+				return false, nil
+			}
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	c := newAPIClient(s.gateway.httpAddr, "")
+	last := "not polled yet"
+	for {
+		list, err := c.lastRead(ctx, 100)
+		if err == nil {
+			for _, b := range list {
+				if b.ID == id {
+					return true, nil
+				}
+			}
+			last = fmt.Sprintf("%d entries, not the book", len(list))
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return false, fmt.Errorf("book %s, marked read after the fault, not in /v1/last-read within %s; last: %s",
+				id, recoverLimit, last)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// recoveryTable formats the recoveries as an aligned table.
+func recoveryTable(recs []recovery) string {
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  fault\tat command\tcomponent back\tnext write accepted\tread visible in view\tall passing in Consul\t")
+	d := func(v time.Duration) string {
+		if v == 0 {
+			return "-"
+		}
+		return v.Round(10 * time.Millisecond).String()
+	}
+	for _, r := range recs {
+		passing := d(r.passing)
+		if r.passing == 0 {
+			passing = "" // not a Consul fault
+		}
+		fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%s\t%s\t\n", r.fault, r.at, d(r.back), d(r.write), d(r.visible), passing)
+	}
+	tw.Flush()
+	return strings.TrimRight(b.String(), "\n")
 }
 
 // crashAndRestart kills p with SIGKILL, leaves it down a moment, and restarts it until ready.

@@ -18,16 +18,20 @@ import (
 	"time"
 )
 
-// proc is one service run as a child process. Its ports and data dir are fixed at creation,
-// so a restart after a SIGKILL comes back at the same addresses with the same state, as a
-// supervisor (systemd, Kubernetes) would restart it. Output of every run is appended to one
-// log file, which the test prints the tail of when it fails.
+// proc is one component (a service, or the Kafka broker) run as a child process. Its ports and
+// data dir are fixed at creation, so a restart after a SIGKILL comes back at the same addresses
+// with the same state, as a supervisor (systemd, Kubernetes) would restart it. Output of every
+// run is appended to one log file, which the test prints the tail of when it fails.
 type proc struct {
 	name     string
 	bin      string
+	args     []string
 	env      []string
-	httpAddr string
+	httpAddr string // where GET /readyz answers (services)
 	logPath  string
+	// probe, when set, replaces the /readyz check: one attempt, nil when ready, else what is
+	// not ready yet.
+	probe func(ctx context.Context) error
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -53,7 +57,7 @@ func (p *proc) start() error {
 	}
 	p.runs++
 	fmt.Fprintf(logf, "==== run %d of %s at %s ====\n", p.runs, p.name, time.Now().Format(time.RFC3339Nano))
-	cmd := exec.Command(p.bin)
+	cmd := exec.Command(p.bin, p.args...)
 	cmd.Env = p.env
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = sysProcAttr()
@@ -116,33 +120,49 @@ func (p *proc) stop(grace time.Duration) error {
 	return fmt.Errorf("%s: did not stop within %s of SIGTERM; killed", p.name, grace)
 }
 
-// waitReady polls GET /readyz until it answers 200. It fails early if the process exits, and
-// at ctx's end with the last answer (readyz names the failing dependency).
+// waitReady polls the readiness probe (by default GET /readyz until it answers 200). It fails
+// early if the process exits, and at ctx's end with the last answer (readyz names the failing
+// dependency).
 func (p *proc) waitReady(ctx context.Context) error {
 	_, done := p.current()
-	url := "http://" + p.httpAddr + "/readyz"
+	probe := p.probe
+	if probe == nil {
+		probe = p.readyz
+	}
 	last := "no answer yet"
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := http.DefaultClient.Do(req)
+		err := probe(ctx)
 		if err == nil {
-			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = fmt.Sprintf("HTTP %d %s", resp.StatusCode, bytes.TrimSpace(body))
-		} else {
-			last = err.Error()
+			return nil
 		}
+		last = err.Error()
 		select {
 		case <-done:
 			return fmt.Errorf("%s exited before it was ready (log %s)", p.name, p.logPath)
 		case <-ctx.Done():
-			return fmt.Errorf("%s not ready at %s: %s: %w", p.name, url, last, ctx.Err())
+			return fmt.Errorf("%s not ready: %s: %w", p.name, last, ctx.Err())
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// readyz is the services' readiness probe: GET /readyz answers 200.
+func (p *proc) readyz(ctx context.Context) error {
+	url := "http://" + p.httpAddr + "/readyz"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: HTTP %d %s", url, resp.StatusCode, bytes.TrimSpace(body))
+	}
+	return nil
 }
 
 // restart starts the process again after a crash and waits until it is ready.

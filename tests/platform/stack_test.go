@@ -16,11 +16,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/brook-dev/brook/kit/consultest"
-	"github.com/brook-dev/brook/kit/kafkatest"
 )
 
 // Names from the public contract (ARCHITECTURE.md, "Contracts").
@@ -49,8 +47,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// buildServices runs `go build -o DIR/ ./services/...` once and returns DIR. A service that
-// does not build fails the test naming it, with the compiler output.
+// devstackBin is the name of tools/devstack's binary in the build directory: it runs the
+// embedded Kafka broker as its own process (`devstack up --only kafka`).
+const devstackBin = "devstack"
+
+// buildServices runs `go build -o DIR/ ./services/... ./tools/devstack` once and returns DIR.
+// A service that does not build fails the test naming it, with the compiler output.
 func buildServices(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -67,10 +69,11 @@ func buildServices(t testing.TB) string {
 		for _, s := range services {
 			args = append(args, "./services/"+s)
 		}
+		args = append(args, "./tools/"+devstackBin)
 		cmd := exec.Command("go", args...)
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("the platform tests need every service to build; go %s failed: %w\n%s",
+			buildErr = fmt.Errorf("the platform tests need every service and devstack to build; go %s failed: %w\n%s",
 				strings.Join(args, " "), err, out)
 		}
 	})
@@ -96,8 +99,9 @@ func repoRoot() (string, error) {
 	}
 }
 
-// stack is the platform under test: Kafka and Consul owned by the test process, every service
-// a child process. Everything is stopped at the end of the test.
+// stack is the platform under test: the Kafka broker (devstack) and every service child
+// processes, the Consul agent run by kit/consultest. Everything is stopped at the end of the
+// test.
 type stack struct {
 	t        testing.TB
 	kafka    *broker
@@ -118,7 +122,7 @@ func startStack(t testing.TB) *stack {
 	dir := t.TempDir()
 	secret := "platform-test-secret-0123456789abcdef" // >= 32 bytes
 	s := &stack{t: t}
-	s.kafka = startBroker(t, filepath.Join(dir, "kafka"))
+	s.kafka = startBroker(t, bins, filepath.Join(dir, "kafka"))
 	s.consul = consultest.New(t)
 
 	base := []string{
@@ -154,7 +158,7 @@ func startStack(t testing.TB) *stack {
 	})
 	t.Cleanup(func() {
 		if t.Failed() {
-			for _, p := range s.procs() {
+			for _, p := range append(s.procs(), s.kafka.p) {
 				t.Logf("---- last lines of %s (%s) ----\n%s", p.name, p.logPath, p.logTail(30))
 			}
 		}
@@ -214,37 +218,85 @@ func (s *stack) waitPassing(ctx context.Context) error {
 	}
 }
 
-// broker is the embedded Kafka-protocol broker, persistent in dir and always on the same port,
-// so clients reconnect to it after a restart as they would to a restarted Kafka broker.
+// broker is the embedded Kafka-protocol broker (kfake) in its own process, `devstack up --only
+// kafka`, persistent in dir and always on the same port, so that a SIGKILL is a real crash of
+// the broker and clients reconnect to the restarted one as they would to a restarted Kafka.
+//
+// kfake appends every produced batch and every offset commit to its files in the data dir
+// before it answers (without fsync unless --kafka-sync): the page cache survives the death of
+// the process, so a SIGKILLed broker keeps every acknowledged record and committed offset.
+// fsync (--kafka-sync) matters only for a crash of the whole machine, which is not tested here.
+// What kfake keeps only in memory until a clean close is the idempotent producers' sequence
+// windows: after a crash, a producer's retry of a batch the broker had written can be
+// appended twice. The test tolerates that (duplicates of one ce_id are counted, not failed).
 type broker struct {
-	t    testing.TB
 	dir  string
 	port int
-	c    *kafkatest.Cluster
+	p    *proc
 }
 
-func startBroker(t testing.TB, dir string) *broker {
-	b := &broker{t: t, dir: dir, port: freePort(t)}
-	b.start()
+// startBroker starts devstack's broker on a free port with its data in dir, waits until it
+// serves the bookshelf topic, and stops it (SIGTERM, a clean close) at the end of the test,
+// after the services.
+func startBroker(t testing.TB, bins, dir string) *broker {
+	t.Helper()
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &broker{dir: dir, port: freePort(t)}
+	b.p = &proc{
+		name: "kafka",
+		bin:  filepath.Join(bins, devstackBin),
+		args: []string{"up", "--only", "kafka", "--root", root, "--data-dir", dir,
+			"--kafka-port", strconv.Itoa(b.port), "--kafka-partitions", "3"},
+		env:     cleanEnv(),
+		logPath: filepath.Join(filepath.Dir(dir), "kafka.log"),
+		probe:   b.serves,
+	}
+	t.Cleanup(func() {
+		if err := b.p.stop(15 * time.Second); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := b.p.restart(ctx); err != nil {
+		t.Fatalf("start the Kafka broker: %v", err)
+	}
 	return b
-}
-
-func (b *broker) start() {
-	b.c = kafkatest.New(b.t,
-		kafkatest.WithDataDir(b.dir),
-		kafkatest.WithSeedTopics(3, topic),
-		kafkatest.WithKfakeOptions(kfake.Ports(b.port), kfake.AllowAutoTopicCreation()),
-	)
 }
 
 func (b *broker) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(b.port)) }
 
-// restart closes the broker (its log stays in the data dir), leaves it down for downtime, and
-// starts it again on the same port and data dir.
-func (b *broker) restart(downtime time.Duration) {
-	b.c.Close()
+// serves is the broker's readiness probe: it answers metadata for the bookshelf topic.
+func (b *broker) serves(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.addr()))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	topics, err := kadm.NewClient(cl).ListTopics(ctx, topic)
+	if err != nil {
+		return fmt.Errorf("metadata from %s: %w", b.addr(), err)
+	}
+	if td, ok := topics[topic]; !ok || td.Err != nil || len(td.Partitions) == 0 {
+		return fmt.Errorf("%s does not serve topic %s yet", b.addr(), topic)
+	}
+	return nil
+}
+
+// crash kills the broker with SIGKILL (no clean close: whatever it had not written is lost),
+// leaves it down for downtime, and restarts it on the same port and data dir until it serves
+// the topic again.
+func (b *broker) crash(ctx context.Context, downtime time.Duration) error {
+	if err := b.p.kill(); err != nil {
+		return err
+	}
 	time.Sleep(downtime)
-	b.start()
+	return b.p.restart(ctx)
 }
 
 // records reads every record of topic, from the start of each partition to its current end.

@@ -12,12 +12,16 @@ import (
 
 // writeLoad adds books and marks some of them read through the API, with several concurrent
 // clients at a steady pace, each command retried with its own Idempotency-Key until accepted.
-// Book i is marked read when i%3 != 2, so reads are spread over the whole run. Some answers
+// Book i is marked read when i%3 == 0, so reads are spread over the whole run. Some answers
 // are thrown away on purpose (loseEvery), so that retries of commands the server already
 // applied happen on every run, not only when a fault happens to hit a request in flight.
+//
+// The load runs until finish is called (then the books in flight are completed) or until
+// books were started, whichever comes first, so that faults whose recovery takes long still
+// happen while it runs.
 type writeLoad struct {
 	client  *apiClient
-	books   int     // books to add
+	books   int     // at most this many books are added
 	workers int     // concurrent clients
 	rate    float64 // first attempts per second, all clients together
 	prefix  string  // makes idempotency keys unique to this run
@@ -27,20 +31,42 @@ type writeLoad struct {
 
 	accepted atomic.Int64 // commands answered 2xx so far
 
+	finishOnce sync.Once
+	finishing  chan struct{} // closed by finish
+
 	mu          sync.Mutex
+	started     int                 // books handed to a client
 	added       map[string]int      // book id -> index
 	read        map[string]bookJSON // book id -> the answer of its mark-read command
+	readOrder   []string            // book ids in the order their mark-read was accepted
 	attempts    int
 	lostAnswers int // answers thrown away (see loseEvery)
 	failures    []error
 }
 
-func (w *writeLoad) wantRead(i int) bool { return i%3 != 2 }
+func (w *writeLoad) wantRead(i int) bool { return i%3 == 0 }
 
-// total is the number of commands the load sends.
+// maxReads is how many books the load marks read at most.
+func (w *writeLoad) maxReads() int { return (w.books + 2) / 3 }
+
+// newLoad returns a load of at most books books; run starts it.
+func newLoad(client *apiClient, books, workers int, rate float64, loseEvery int, prefix string) *writeLoad {
+	return &writeLoad{
+		client: client, books: books, workers: workers, rate: rate, loseEvery: loseEvery, prefix: prefix,
+		finishing: make(chan struct{}),
+		added:     map[string]int{}, read: map[string]bookJSON{},
+	}
+}
+
+// finish stops handing out new books; run returns once the books in flight are done.
+func (w *writeLoad) finish() { w.finishOnce.Do(func() { close(w.finishing) }) }
+
+// total is the number of commands of the books started so far (all of them once run returned).
 func (w *writeLoad) total() int {
-	n := w.books
-	for i := range w.books {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := w.started
+	for i := range w.started {
 		if w.wantRead(i) {
 			n++
 		}
@@ -48,10 +74,20 @@ func (w *writeLoad) total() int {
 	return n
 }
 
-// run sends every command and returns when all were accepted or given up on (ctx's end or a
-// non-retryable answer, recorded in failures).
+// readsAccepted returns how many mark-read commands were accepted so far, and the book of the
+// n-th one (0-based) when there is one.
+func (w *writeLoad) readsAccepted(n int) (int, string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if n < len(w.readOrder) {
+		return len(w.readOrder), w.readOrder[n]
+	}
+	return len(w.readOrder), ""
+}
+
+// run sends the commands of each book it starts and returns when all were accepted or given up
+// on (ctx's end or a non-retryable answer, recorded in failures).
 func (w *writeLoad) run(ctx context.Context) {
-	w.added, w.read = map[string]int{}, map[string]bookJSON{}
 	pace := time.NewTicker(time.Duration(float64(time.Second) / w.rate))
 	defer pace.Stop()
 	jobs := make(chan int)
@@ -63,10 +99,17 @@ func (w *writeLoad) run(ctx context.Context) {
 			}
 		})
 	}
+feed:
 	for i := range w.books {
 		select {
 		case jobs <- i:
+			w.mu.Lock()
+			w.started++
+			w.mu.Unlock()
+		case <-w.finishing:
+			break feed
 		case <-ctx.Done():
+			break feed
 		}
 	}
 	close(jobs)
@@ -131,6 +174,7 @@ func (w *writeLoad) book(ctx context.Context, i int, pace <-chan time.Time) {
 	}
 	w.mu.Lock()
 	w.read[r.ID] = r
+	w.readOrder = append(w.readOrder, r.ID)
 	w.mu.Unlock()
 }
 
