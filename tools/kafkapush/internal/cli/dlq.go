@@ -203,7 +203,7 @@ func runDLQRead(cmd *cobra.Command, c *common, o *dlqOpts) error {
 		return err
 	}
 	if o.fromBeginning {
-		fmt.Fprintln(cmd.ErrOrStderr(), readSummary(r.Topic(), st, f))
+		fmt.Fprintln(cmd.ErrOrStderr(), summary("shown", r.Topic(), st, o))
 	}
 	if !o.follow {
 		return nil
@@ -212,18 +212,19 @@ func runDLQRead(cmd *cobra.Command, c *common, o *dlqOpts) error {
 	return r.Follow(ctx, st.Spans, show)
 }
 
-// readSummary says how many dead letters were shown and what the partitions hold, e.g.
-// `kafkapush: 3 dead letters shown from "bookshelf-lastread.dlq" (partition 0 holds offsets 0-2)`.
-func readSummary(topic string, st dlq.Stats, f dlq.Filter) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "kafkapush: %d dead %s shown from %q (%s)", st.Matched, plural(st.Matched, "letter"), topic, spans(st))
-	switch {
-	case st.Limited:
-		fmt.Fprintf(&b, "; stopped at --limit %d", f.Limit)
-	case f.From > 0 || f.To >= 0:
-		b.WriteString("; --offset selected the rest")
+// summary says how many dead letters were shown (verb) or selected, by which flags, and what
+// the partitions hold, e.g. `kafkapush: 1 dead letter shown from "bookshelf-lastread.dlq"
+// (--offset 2; partition 0 holds offsets 0-2)`.
+func summary(verb, topic string, st dlq.Stats, o *dlqOpts) string {
+	var sel []string
+	if o.offsets != "" {
+		sel = append(sel, "--offset "+o.offsets)
 	}
-	return b.String()
+	if st.Limited {
+		sel = append(sel, fmt.Sprintf("stopped at --limit %d", o.limit))
+	}
+	sel = append(sel, spans(st))
+	return fmt.Sprintf("kafkapush: %d dead %s %s from %q (%s)", st.Matched, plural(st.Matched, "letter"), verb, topic, strings.Join(sel, "; "))
 }
 
 // spans describes what each partition held: "partition 0 holds offsets 0-2".
@@ -318,7 +319,7 @@ func runDLQReplay(cmd *cobra.Command, c *common, o *dlqOpts) error {
 		}
 		return sink.Send(ctx, d.Original(dest))
 	})
-	fmt.Fprintf(cmd.ErrOrStderr(), "kafkapush: %d dead %s selected from %q (%s)\n", st.Matched, plural(st.Matched, "letter"), r.Topic(), spans(st))
+	fmt.Fprintln(cmd.ErrOrStderr(), summary("selected", r.Topic(), st, o))
 	if len(notSent) > 0 {
 		runErr = errors.Join(runErr, fmt.Errorf("%d dead %s not replayed:\n  %s", len(notSent), plural(len(notSent), "letter"), strings.Join(notSent, "\n  ")))
 	}

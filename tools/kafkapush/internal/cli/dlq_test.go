@@ -140,11 +140,12 @@ func TestDLQReadPrintsEachDeadLetterWithItsReason(t *testing.T) {
 	// --offset and --limit select by place in the DLQ.
 	dl := c.WaitFor(t, "view.dlq", 2, 30*time.Second)
 	r = mustPush(t, "", "-b", brokers, "dlq", "read", "-t", "view.dlq", "--offset", "1", "--json")
-	if strings.Count(r.stdout, "\n") != 1 || !strings.Contains(r.stdout, `"dlq_offset":1,`) || !strings.Contains(r.stdout, jsonString(dl[1].Value)) {
-		t.Errorf("--offset 1 printed:\n%s", r.stdout)
+	if strings.Count(r.stdout, "\n") != 1 || !strings.Contains(r.stdout, `"dlq_offset":1,`) || !strings.Contains(r.stdout, jsonString(dl[1].Value)) ||
+		!strings.Contains(r.stderr, `1 dead letter shown from "view.dlq" (--offset 1; partition 0 holds offsets 0-1)`) {
+		t.Errorf("--offset 1 printed:\n%s%s", r.stdout, r.stderr)
 	}
 	r = mustPush(t, "", "-b", brokers, "dlq", "read", "-t", "view.dlq", "--limit", "1")
-	if strings.Count(r.stdout, "view.dlq 0/") != 1 || !strings.Contains(r.stdout, "view.dlq 0/0:") || !strings.Contains(r.stderr, "stopped at --limit 1") {
+	if strings.Count(r.stdout, "view.dlq 0/") != 1 || !strings.Contains(r.stdout, "view.dlq 0/0:") || !strings.Contains(r.stderr, `1 dead letter shown from "view.dlq" (stopped at --limit 1; partition 0 holds offsets 0-1)`) {
 		t.Errorf("--limit 1 printed:\n%s\n%s", r.stdout, r.stderr)
 	}
 }
@@ -187,7 +188,7 @@ func TestDLQReplayPublishesTheOriginalsAgain(t *testing.T) {
 	}
 
 	r = mustPush(t, "", "-b", brokers, "dlq", "replay", "-t", "view.dlq")
-	for _, want := range []string{`kafkapush: 2 dead letters selected from "view.dlq"`, "2 records", "0 rejected", `topic "bookshelf" partition`} {
+	for _, want := range []string{`kafkapush: 2 dead letters selected from "view.dlq" (partition 0 holds offsets 0-1)`, `2 records`, `to topic "bookshelf" in`, "0 rejected", "\n  partition "} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("replay summary lacks %q:\n%s", want, r.stderr)
 		}
@@ -253,7 +254,7 @@ func TestDLQReplayToAnotherTopicAndWithoutOrigin(t *testing.T) {
 	}
 	// A destination that does not exist fails before anything is read.
 	r = kafkapush(t, "", nil, "-b", brokers, "dlq", "replay", "-t", "x.dlq", "--to", "nope")
-	if r.code != 1 || !strings.Contains(r.stderr, `--to: topic "nope"`) {
+	if r.code != 1 || !strings.Contains(r.stderr, `--to: topic "nope" does not exist`) {
 		t.Errorf("--to nope: exit %d, stderr:\n%s", r.code, r.stderr)
 	}
 }

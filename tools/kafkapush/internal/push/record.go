@@ -96,8 +96,12 @@ func (r Report) Write(w io.Writer) {
 	if r.DryRun {
 		verb = "for"
 	}
-	dest := fmt.Sprintf("topic %q", r.Topic)
-	if r.Topic == "" {
+	topic := r.Topic
+	if topic == "" { // records name their topics (dlq replay): say which if there is one
+		topic = r.onlyTopic()
+	}
+	dest := fmt.Sprintf("topic %q", topic)
+	if topic == "" {
 		dest = "their topics"
 	}
 	fmt.Fprintf(&b, "kafkapush: %d %s (%d bytes) %s %s in %s", r.Records, plural(r.Records, "record"), r.Bytes, verb, dest, r.Duration.Round(time.Millisecond))
@@ -125,7 +129,7 @@ func (r Report) Write(w io.Writer) {
 	for _, tp := range parts {
 		pr := r.Partitions[tp]
 		where := fmt.Sprintf("partition %d", tp.Partition)
-		if tp.Topic != r.Topic {
+		if tp.Topic != topic {
 			where = fmt.Sprintf("topic %q %s", tp.Topic, where)
 		}
 		switch {
@@ -138,6 +142,19 @@ func (r Report) Write(w io.Writer) {
 		}
 	}
 	_, _ = io.WriteString(w, b.String())
+}
+
+// onlyTopic returns the topic of every partition in the report, or "" if there are several
+// (or none).
+func (r *Report) onlyTopic() string {
+	only := ""
+	for tp := range r.Partitions {
+		if only != "" && tp.Topic != only {
+			return ""
+		}
+		only = tp.Topic
+	}
+	return only
 }
 
 func plural(n int, word string) string {

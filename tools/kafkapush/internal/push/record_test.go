@@ -47,3 +47,19 @@ func TestSaramaConfigChoices(t *testing.T) {
 		}
 	}
 }
+
+func TestReportWriteNamesTopicsWhenRecordsNameThem(t *testing.T) {
+	r := Report{Records: 2, Bytes: 4}
+	r.add("a", 0, 1)
+	var b bytes.Buffer
+	r.Write(&b)
+	if want := "kafkapush: 2 records (4 bytes) to topic \"a\" in 0s, 0 rejected\n  partition 0: offset 1 (1 record)\n"; b.String() != want {
+		t.Errorf("one topic: got %q want %q", b.String(), want)
+	}
+	r.add("b", 1, 7)
+	b.Reset()
+	r.Write(&b)
+	if want := "kafkapush: 2 records (4 bytes) to their topics in 0s, 0 rejected\n  topic \"a\" partition 0: offset 1 (1 record)\n  topic \"b\" partition 1: offset 7 (1 record)\n"; b.String() != want {
+		t.Errorf("two topics: got %q want %q", b.String(), want)
+	}
+}
