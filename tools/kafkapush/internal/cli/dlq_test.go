@@ -180,7 +180,7 @@ func TestDLQReplayPublishesTheOriginalsAgain(t *testing.T) {
 	// --dry-run prints the records and sends nothing.
 	r := mustPush(t, "", "-b", brokers, "dlq", "replay", "-t", "view.dlq", "--dry-run")
 	if strings.Count(r.stdout, "topic=bookshelf partition=auto") != 2 || strings.Contains(r.stdout, "dlq_") ||
-		!strings.Contains(r.stdout, "header ce_requestid: req-9") || !strings.Contains(r.stderr, "(dry run: nothing sent)") {
+		!strings.Contains(r.stdout, "header ce_requestid: req-9") || !strings.Contains(r.stderr, `2 records (`) || !strings.Contains(r.stderr, `for topic "bookshelf" in`) || !strings.Contains(r.stderr, "(dry run: nothing sent)") {
 		t.Errorf("dry run printed:\n%s\n%s", r.stdout, r.stderr)
 	}
 	if n := len(c.Records(t, "bookshelf")); n != 3 {

@@ -16,6 +16,7 @@ type DryRun struct {
 	partition int32
 	start     time.Time
 	rep       Report
+	topics    map[string]bool // topics named by the records (dlq replay)
 }
 
 // NewDryRun prints records for topic (partition -1 = chosen by the partitioner) to w.
@@ -45,6 +46,10 @@ func (d *DryRun) Send(ctx context.Context, rec Record) error {
 	topic := d.topic
 	if rec.Topic != "" {
 		topic = rec.Topic
+		if d.topics == nil {
+			d.topics = map[string]bool{}
+		}
+		d.topics[topic] = true
 	}
 	if _, err := fmt.Fprintf(d.w, "record %d topic=%s partition=%s key=%s\n", d.rep.Records, topic, part, key); err != nil {
 		return fmt.Errorf("dry run: write: %w", err)
@@ -59,9 +64,15 @@ func (d *DryRun) Send(ctx context.Context, rec Record) error {
 	return nil
 }
 
-// Close reports what would have been sent.
+// Close reports what would have been sent. Without a topic of its own, the report names the
+// records' topic when they all had the same.
 func (d *DryRun) Close() (Report, error) {
 	d.rep.Duration = time.Since(d.start)
+	if d.rep.Topic == "" && len(d.topics) == 1 {
+		for t := range d.topics {
+			d.rep.Topic = t
+		}
+	}
 	return d.rep, nil
 }
 
