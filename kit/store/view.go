@@ -124,15 +124,33 @@ func OpenViewStore(path string, o ViewOptions) (*ViewStore, error) {
 // transaction. It must not keep tx or call back into the store. Once queued an apply is not
 // abandoned when ctx ends: it may already be on disk, and the caller learns the outcome.
 func (s *ViewStore) Apply(ctx context.Context, topic string, partition int32, offset int64, fn func(*ViewTx) error) (applied bool, err error) {
-	if err := ctx.Err(); err != nil {
-		return false, fmt.Errorf("store: apply %s/%d@%d: %w", topic, partition, offset, err)
+	n, err := s.ApplyBatch(ctx, topic, partition, []int64{offset}, func(tx *ViewTx, _ int) error { return fn(tx) })
+	return n == 1, err
+}
+
+// ApplyBatch is Apply for several records of one partition (a consumer's batch), in one
+// transaction: offsets must increase. Records at or below the stored checkpoint are replays;
+// fn is called once, with from = the index of the first record above it (offsets[from:] are
+// new; fn is not called when none is), and the checkpoint moves to the last offset. So a batch
+// costs one transaction and one fsync (shared, through group commit, with other partitions'
+// applies), and a redelivered batch, or its already applied head, is skipped as with Apply.
+//
+// applied is len(offsets)-from: how many records were new. If fn fails nothing of the batch is
+// written and its error is returned wrapped. The rules on fn are Apply's; it may run more than
+// once.
+func (s *ViewStore) ApplyBatch(ctx context.Context, topic string, partition int32, offsets []int64, fn func(tx *ViewTx, from int) error) (applied int, err error) {
+	if len(offsets) == 0 {
+		return 0, nil
 	}
-	r := &applyReq{topic: topic, partition: partition, offset: offset, fn: fn}
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("store: apply %s: %w", span(topic, partition, offsets), err)
+	}
+	r := &applyReq{topic: topic, partition: partition, offsets: offsets, fn: fn}
 	if s.reqs == nil {
 		s.mu.RLock()
 		if s.shut {
 			s.mu.RUnlock()
-			return false, ErrViewClosed
+			return 0, ErrViewClosed
 		}
 		err = s.db.Update(func(tx *bolt.Tx) error {
 			r.applied, r.err = r.run(tx)
@@ -144,33 +162,40 @@ func (s *ViewStore) Apply(ctx context.Context, topic string, partition int32, of
 		s.mu.RLock()
 		if s.shut {
 			s.mu.RUnlock()
-			return false, ErrViewClosed
+			return 0, ErrViewClosed
 		}
 		s.reqs <- r // the committer drains reqs until Close, so this cannot block for ever
 		s.mu.RUnlock()
 		<-r.done
 		err = r.err
 	}
-	switch {
-	case err != nil:
-		viewAppliesTotal.WithLabelValues(s.name, "failed").Inc()
-		return false, fmt.Errorf("store: apply %s/%d@%d: %w", topic, partition, offset, err)
-	case r.applied:
-		viewAppliesTotal.WithLabelValues(s.name, "applied").Inc()
-	default:
-		viewAppliesTotal.WithLabelValues(s.name, "duplicate").Inc()
+	if err != nil {
+		viewAppliesTotal.WithLabelValues(s.name, "failed").Add(float64(len(offsets)))
+		return 0, fmt.Errorf("store: apply %s: %w", span(topic, partition, offsets), err)
+	}
+	viewAppliesTotal.WithLabelValues(s.name, "applied").Add(float64(r.applied))
+	if dup := len(offsets) - r.applied; dup > 0 {
+		viewAppliesTotal.WithLabelValues(s.name, "duplicate").Add(float64(dup))
 	}
 	return r.applied, nil
 }
 
-// applyReq is one Apply on its way through the committer.
+// span names records in errors: "t/0@5" or "t/0@5..9".
+func span(topic string, partition int32, offsets []int64) string {
+	if len(offsets) == 1 {
+		return fmt.Sprintf("%s/%d@%d", topic, partition, offsets[0])
+	}
+	return fmt.Sprintf("%s/%d@%d..%d", topic, partition, offsets[0], offsets[len(offsets)-1])
+}
+
+// applyReq is one Apply or ApplyBatch on its way through the committer.
 type applyReq struct {
 	topic     string
 	partition int32
-	offset    int64
-	fn        func(*ViewTx) error
+	offsets   []int64
+	fn        func(tx *ViewTx, from int) error
 
-	applied bool
+	applied int
 	err     error
 	dirty   bool          // fn wrote before failing: the transaction must be rolled back
 	done    chan struct{} // closed when applied/err are final
@@ -178,14 +203,14 @@ type applyReq struct {
 
 // run is the request's part of a transaction; a panic in fn becomes an error (and, as fn may
 // have written, spoils the transaction).
-func (r *applyReq) run(tx *bolt.Tx) (applied bool, err error) {
+func (r *applyReq) run(tx *bolt.Tx) (applied int, err error) {
 	vt := &ViewTx{root: tx.Bucket(viewRootBucket), writable: true}
 	defer func() {
 		if p := recover(); p != nil {
-			applied, err, r.dirty = false, fmt.Errorf("view function panicked: %v", p), true
+			applied, err, r.dirty = 0, fmt.Errorf("view function panicked: %v", p), true
 		}
 	}()
-	applied, err = applyInTxTo(tx, vt, r.topic, r.partition, r.offset, r.fn)
+	applied, err = applyInTxTo(tx, vt, r.topic, r.partition, r.offsets, r.fn)
 	r.dirty = err != nil && vt.dirty
 	return applied, err
 }
@@ -236,7 +261,7 @@ func (s *ViewStore) runBatch(batch []*applyReq) {
 		}
 		if err != nil {
 			for _, r := range live {
-				r.applied, r.err = false, err
+				r.applied, r.err = 0, err
 			}
 		}
 		break
@@ -244,34 +269,48 @@ func (s *ViewStore) runBatch(batch []*applyReq) {
 	viewBatchSize.WithLabelValues(s.name).Observe(float64(len(batch)))
 	for _, r := range batch {
 		if r.err != nil {
-			r.applied = false
+			r.applied = 0
 		}
 		close(r.done)
 	}
 }
 
-// applyInTx is Apply's body: check the checkpoint, run fn, move the checkpoint.
+// applyInTx is Apply's body, for ViewBatch: check the checkpoint, run fn, move the checkpoint.
 func applyInTx(tx *bolt.Tx, topic string, partition int32, offset int64, fn func(*ViewTx) error) (bool, error) {
-	return applyInTxTo(tx, &ViewTx{root: tx.Bucket(viewRootBucket), writable: true}, topic, partition, offset, fn)
+	vt := &ViewTx{root: tx.Bucket(viewRootBucket), writable: true}
+	n, err := applyInTxTo(tx, vt, topic, partition, []int64{offset}, func(tx *ViewTx, _ int) error { return fn(tx) })
+	return n == 1, err
 }
 
-// applyInTxTo is applyInTx with the ViewTx given, so the caller can see whether fn wrote.
-func applyInTxTo(tx *bolt.Tx, vt *ViewTx, topic string, partition int32, offset int64, fn func(*ViewTx) error) (bool, error) {
-	if topic == "" || partition < 0 || offset < 0 {
-		return false, fmt.Errorf("topic, partition and offset must be set, got %q/%d@%d", topic, partition, offset)
+// applyInTxTo is ApplyBatch's body with the ViewTx given, so the caller can see whether fn
+// wrote: skip the offsets at or below the checkpoint, run fn for the rest, move the checkpoint.
+func applyInTxTo(tx *bolt.Tx, vt *ViewTx, topic string, partition int32, offsets []int64, fn func(tx *ViewTx, from int) error) (int, error) {
+	if topic == "" || partition < 0 || offsets[0] < 0 {
+		return 0, fmt.Errorf("topic, partition and offset must be set, got %q/%d@%d", topic, partition, offsets[0])
+	}
+	for i := 1; i < len(offsets); i++ {
+		if offsets[i] <= offsets[i-1] {
+			return 0, fmt.Errorf("offsets must increase, got %d after %d", offsets[i], offsets[i-1])
+		}
 	}
 	cps, err := tx.Bucket(checkpointRootBucket).CreateBucketIfNotExists([]byte(topic))
 	if err != nil {
-		return false, err
+		return 0, err
 	}
 	pkey := viewPartitionKey(partition)
-	if last, ok := decodeViewOffset(cps.Get(pkey)); ok && offset <= last {
-		return false, nil
+	from := 0
+	if last, ok := decodeViewOffset(cps.Get(pkey)); ok {
+		for from < len(offsets) && offsets[from] <= last {
+			from++
+		}
 	}
-	if err := fn(vt); err != nil {
-		return false, err
+	if from == len(offsets) {
+		return 0, nil
 	}
-	return true, cps.Put(pkey, encodeViewOffset(offset))
+	if err := fn(vt, from); err != nil {
+		return 0, err
+	}
+	return len(offsets) - from, cps.Put(pkey, encodeViewOffset(offsets[len(offsets)-1]))
 }
 
 // Batch applies many records in one transaction (one fsync), for catching up or rebuilding a

@@ -10,11 +10,11 @@ import (
 var (
 	viewAppliesTotal = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "brook_viewstore_applies_total",
-		Help: "Apply calls by result: applied, duplicate (offset at or below the checkpoint, skipped), failed.",
+		Help: "Records offered to Apply and ApplyBatch, by result: applied, duplicate (offset at or below the checkpoint, skipped), failed.",
 	}, []string{"store", "result"})
 	viewBatchSize = promauto.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "brook_viewstore_commit_batch_size",
-		Help:    "Applies coalesced into one bbolt transaction (one fsync) by group commit.",
+		Help:    "Apply and ApplyBatch calls coalesced into one bbolt transaction (one fsync) by group commit.",
 		Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
 	}, []string{"store"})
 )

@@ -19,21 +19,23 @@ import (
 )
 
 // BenchmarkViewConsume measures events/s applied to the view by the real consumer (kit/events
-// consumer group on the embedded broker, one bbolt transaction per event) and, in the same
-// iteration, a baseline consumer that decodes and interprets the same events but writes
-// nothing. "ratio" = view rate / baseline rate: the price of exactly-once effects.
-// The fsync variant is the production setting; nosync shows how much of it is the disk sync.
+// consumer group on the embedded broker, HandleBatch: one bbolt transaction per batch) and, in
+// the same iteration, a baseline consumer that decodes and interprets the same events one by
+// one but writes nothing. "ratio" = view rate / baseline rate: the price of exactly-once
+// effects. The fsync variant is the production setting; nosync shows how much of it is the
+// disk sync; fsync-per-event is the per-event Handle (one transaction per event) for comparison.
 func BenchmarkViewConsume(b *testing.B) {
-	const nEvents = 600
+	const nEvents = 3000
 	const partitions = 3
 	cl := kafkatest.New(b)
 	cl.CreateTopic(b, bookshelfv1.Topic, partitions)
 	publishBench(b, cl, nEvents)
 
 	for _, variant := range []struct {
-		name   string
-		noSync bool
-	}{{"fsync", false}, {"nosync", true}} {
+		name     string
+		noSync   bool
+		perEvent bool
+	}{{"fsync", false, false}, {"nosync", true, false}, {"fsync-per-event", false, true}} {
 		b.Run(variant.name, func(b *testing.B) {
 			var viewTime, baseTime time.Duration
 			n := 0
@@ -43,13 +45,18 @@ func BenchmarkViewConsume(b *testing.B) {
 					func(ctx context.Context, ev events.Event) error {
 						_, err := lastread.Interpret(ev, time.Now())
 						return err
-					})
+					}, nil)
 				vs, err := store.OpenViewStore(filepath.Join(b.TempDir(), "view.db"), store.ViewOptions{NoSync: variant.noSync})
 				if err != nil {
 					b.Fatal(err)
 				}
 				view := lastread.NewProjection(vs, testLogger())
-				viewTime += consumeAll(b, cl, fmt.Sprintf("bench-view-%s-%d", variant.name, n), nEvents, view.Handle)
+				group := fmt.Sprintf("bench-view-%s-%d", variant.name, n)
+				if variant.perEvent {
+					viewTime += consumeAll(b, cl, group, nEvents, view.Handle, nil)
+				} else {
+					viewTime += consumeAll(b, cl, group, nEvents, nil, view.HandleBatch)
+				}
 				if got, _ := view.Latest(context.Background(), 1); len(got) != 1 {
 					b.Fatal("view is empty after the run")
 				}
@@ -88,9 +95,10 @@ func publishBench(b *testing.B, cl *kafkatest.Cluster, n int) {
 	}
 }
 
-// consumeAll runs a consumer group over the topic with handler until n events were handled,
-// and returns the time from the first handled event to the last (group join excluded).
-func consumeAll(b *testing.B, cl *kafkatest.Cluster, group string, n int, handler events.Handler) time.Duration {
+// consumeAll runs a consumer group over the topic with handler (or, when nil, batchHandler)
+// until n events were handled, and returns the time from the first handled event to the last
+// (group join excluded).
+func consumeAll(b *testing.B, cl *kafkatest.Cluster, group string, n int, handler events.Handler, batchHandler events.BatchHandler) time.Duration {
 	b.Helper()
 	var (
 		count, busy atomic.Int64
@@ -98,23 +106,34 @@ func consumeAll(b *testing.B, cl *kafkatest.Cluster, group string, n int, handle
 		once        sync.Once
 		done        = make(chan struct{})
 	)
-	c, err := events.NewConsumer(events.ConsumerOptions{
+	// timed runs one handler call over k events and counts them.
+	timed := func(k int, call func() error) error {
+		once.Do(func() { first = time.Now() })
+		t0 := time.Now()
+		if err := call(); err != nil {
+			return err
+		}
+		busy.Add(int64(time.Since(t0)))
+		if count.Add(int64(k)) == int64(n) {
+			last = time.Now()
+			close(done)
+		}
+		return nil
+	}
+	o := events.ConsumerOptions{
 		Brokers: cl.Brokers(), Group: group, Topics: []string{bookshelfv1.Topic}, Logger: testLogger(),
 		StatsInterval: -1,
-		Handler: func(ctx context.Context, ev events.Event) error {
-			once.Do(func() { first = time.Now() })
-			t0 := time.Now()
-			if err := handler(ctx, ev); err != nil {
-				return err
-			}
-			busy.Add(int64(time.Since(t0)))
-			if count.Add(1) == int64(n) {
-				last = time.Now()
-				close(done)
-			}
-			return nil
-		},
-	})
+	}
+	if handler != nil {
+		o.Handler = func(ctx context.Context, ev events.Event) error {
+			return timed(1, func() error { return handler(ctx, ev) })
+		}
+	} else {
+		o.BatchHandler = func(ctx context.Context, evs []events.Event) error {
+			return timed(len(evs), func() error { return batchHandler(ctx, evs) })
+		}
+	}
+	c, err := events.NewConsumer(o)
 	if err != nil {
 		b.Fatal(err)
 	}

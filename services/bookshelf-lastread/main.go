@@ -101,8 +101,8 @@ func serve(ctx context.Context, cfg Config) error {
 
 // build is the wiring diagram:
 //
-//	Kafka topic ──catch-up──▶ view store (bbolt: list + offsets) ◀──Handle── consumer group
-//	                                   │                                        └─ bad events ─▶ DLQ
+//	Kafka topic ──catch-up──▶ view store (bbolt: list + offsets) ◀──HandleBatch── consumer group
+//	                                   │                                             └─ bad events ─▶ DLQ
 //	                                   └──▶ ListLastRead ──▶ gRPC + REST /v1/last-read
 func build(ctx context.Context, cfg Config, logger *slog.Logger) (*service.Service, error) {
 	views, err := store.OpenViewStore(cfg.viewPath(), store.ViewOptions{})
@@ -118,7 +118,7 @@ func build(ctx context.Context, cfg Config, logger *slog.Logger) (*service.Servi
 	consumer, err := events.NewConsumer(events.ConsumerOptions{
 		Brokers: cfg.Kafka.Brokers, Group: cfg.View.Group, Topics: []string{cfg.View.Topic},
 		DLQ: cfg.View.DLQ, Name: "bookshelf-lastread", Service: cfg.Service,
-		Handler: view.Handle, Logger: logger,
+		BatchHandler: view.HandleBatch, Logger: logger,
 	})
 	if err != nil {
 		return nil, errors.Join(err, views.Close())

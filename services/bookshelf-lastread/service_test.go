@@ -298,6 +298,46 @@ func TestPoisonEventsGoToDLQAndViewKeepsRunning(t *testing.T) {
 	}
 }
 
+// Events already on the topic when the service starts arrive in batches: a poison record and a
+// bad event inside a batch are dead-lettered, and every good neighbour is applied exactly once.
+func TestPoisonInsideABatch(t *testing.T) {
+	cl := kafkatest.New(t)
+	cl.CreateTopic(t, bookshelfv1.Topic, 1)
+	for i := 1; i <= 3; i++ {
+		publishRead(t, cl, "g"+strconv.Itoa(i), i, i%2 == 0)
+	}
+	cl.Publish(t, bookshelfv1.Topic, []byte("x"), []byte("this is not json"))
+	publishEvent(t, cl, bookshelfv1.TypeBookRead, "x", `{"title":"no id"}`, false)
+	for i := 4; i <= 6; i++ {
+		publishRead(t, cl, "g"+strconv.Itoa(i), i, false)
+	}
+	applied0, dup0 := counter(t, "applied"), counter(t, "duplicate")
+	cfg := testConfig(cl, t.TempDir())
+	cfg.View.CatchUp = false // the consumer, not the catch-up, must meet the records
+	in := start(t, cfg)
+
+	waitIDs(t, in, "?limit=100", "g6", "g5", "g4", "g3", "g2", "g1")
+	dead := cl.WaitFor(t, cfg.View.DLQ, 2, 30*time.Second)
+	for i, want := range []struct{ offset, reason string }{{"3", "not a JSON CloudEvent"}, {"4", "id is missing"}} {
+		h := map[string]string{}
+		for _, kv := range dead[i].Headers {
+			h[kv.Key] = string(kv.Value)
+		}
+		if h["dlq_offset"] != want.offset || !strings.Contains(h["dlq_error"], want.reason) {
+			t.Errorf("dead letter %d: offset %q, reason %q; want %s, %q", i, h["dlq_offset"], h["dlq_error"], want.offset, want.reason)
+		}
+	}
+	eventually(t, "all offsets committed", func() error {
+		if n := committed(t, cl, cfg.View.Group); n != 8 {
+			return fmt.Errorf("committed offsets sum to %d, want 8", n)
+		}
+		return nil
+	})
+	if a, d := counter(t, "applied")-applied0, counter(t, "duplicate")-dup0; a != 6 || d != 0 {
+		t.Errorf("applied %v, duplicates %v; want 6 and 0", a, d)
+	}
+}
+
 // commitBlocker makes the broker refuse every offset commit while on (a retriable
 // "coordinator loading" error), so a consumer can apply events that Kafka never sees committed.
 func commitBlocker(cl *kafkatest.Cluster) (on func(bool)) {

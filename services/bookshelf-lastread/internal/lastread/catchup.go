@@ -127,32 +127,17 @@ func (p *Projection) catchUpPartition(ctx context.Context, client sarama.Client,
 	}
 	defer pc.Close()
 
-	type change struct {
-		offset int64
-		ch     Change
-	}
-	pending := make([]change, 0, batchSize)
+	offsets := make([]int64, 0, batchSize)
+	changes := make([]Change, 0, batchSize)
 	flush := func() error {
-		if len(pending) == 0 {
+		if len(offsets) == 0 {
 			return nil
 		}
-		var applied, dup int
-		err := p.views.Batch(ctx, func(b *store.ViewBatch) error {
-			applied, dup = 0, 0
-			for _, c := range pending {
-				ok, err := b.Apply(topic, part, c.offset, func(tx *store.ViewTx) error { return update(tx, c.ch) })
-				if err != nil {
-					return err
-				}
-				if ok {
-					applied++
-				} else {
-					dup++
-				}
-			}
-			return nil
+		applied, err := p.views.ApplyBatch(ctx, topic, part, offsets, func(tx *store.ViewTx, from int) error {
+			return applyChanges(tx, changes[from:])
 		})
-		pending = pending[:0]
+		dup := len(offsets) - applied
+		offsets, changes = offsets[:0], changes[:0]
 		if err != nil {
 			return fmt.Errorf("lastread: catch-up %s/%d: %w", topic, part, err)
 		}
@@ -191,10 +176,11 @@ func (p *Projection) catchUpPartition(ctx context.Context, client sarama.Client,
 				st.Ignored++
 				replayed.WithLabelValues("ignored").Inc()
 			default:
-				pending = append(pending, change{offset: msg.Offset, ch: ch})
+				offsets = append(offsets, msg.Offset)
+				changes = append(changes, ch)
 			}
 			last := msg.Offset >= end-1
-			if len(pending) >= batchSize || last {
+			if len(offsets) >= batchSize || last {
 				if err := flush(); err != nil {
 					return err
 				}

@@ -98,9 +98,10 @@ func Interpret(ev events.Event, now time.Time) (Change, error) {
 	return Change{Kind: Ignore}, nil
 }
 
-// Projection keeps the last-read list in a view store, fed by bookshelf events. Its Handle is
-// the kit/events handler: the list change and the record's offset commit in one bbolt
-// transaction, so a record redelivered after a crash or a rebalance is recognised and skipped.
+// Projection keeps the last-read list in a view store, fed by bookshelf events. HandleBatch is
+// the kit/events batch handler: the list changes of a whole batch and the batch's last offset
+// commit in one bbolt transaction (one fsync), so a record redelivered after a crash or a
+// rebalance is recognised and skipped.
 type Projection struct {
 	views  *store.ViewStore
 	logger *slog.Logger
@@ -112,43 +113,95 @@ func NewProjection(views *store.ViewStore, logger *slog.Logger) *Projection {
 	return &Projection{views: views, logger: logger, now: time.Now}
 }
 
-// Handle applies one consumed event. Bad events return an error wrapping ErrBadEvent (dead-
-// lettered); store failures are retryable.
+// Handle applies one consumed event (HandleBatch with one event).
 func (p *Projection) Handle(ctx context.Context, ev events.Event) error {
-	ch, err := Interpret(ev, p.now())
-	if err != nil {
-		projected.WithLabelValues("bad").Inc()
-		return err
+	return p.HandleBatch(ctx, []events.Event{ev})
+}
+
+// HandleBatch applies consumed events, in order, each partition's in one view-store
+// transaction that also moves the partition's checkpoint to its last offset; events at or
+// below the checkpoint (redeliveries) are skipped. Events of types the view does not use
+// change nothing but still move the checkpoint.
+//
+// A bad event fails the call with an error wrapping ErrBadEvent before anything is written,
+// so kit/events hands the events over again one at a time: the bad one is dead-lettered and
+// the others are applied, once. Store failures are retryable.
+func (p *Projection) HandleBatch(ctx context.Context, evs []events.Event) error {
+	now := p.now()
+	changes := make([]Change, len(evs))
+	for i, ev := range evs {
+		ch, err := Interpret(ev, now)
+		if err != nil {
+			if len(evs) == 1 { // counted once: a batch with it is retried event by event
+				projected.WithLabelValues("bad").Inc()
+			}
+			return err
+		}
+		changes[i] = ch
 	}
-	if ch.Kind == Ignore {
-		projected.WithLabelValues("ignored").Inc()
-		p.logger.DebugContext(ctx, "event type ignored by the last-read view",
-			"type", ev.Type, "id", ev.ID, "topic", ev.Topic, "partition", ev.Partition, "offset", ev.Offset)
-		return nil
+	for len(evs) > 0 { // one run of events per topic and partition (a consumer's batch is one)
+		n := 1
+		for n < len(evs) && evs[n].Topic == evs[0].Topic && evs[n].Partition == evs[0].Partition {
+			n++
+		}
+		if err := p.apply(ctx, evs[:n], changes[:n]); err != nil {
+			return err
+		}
+		evs, changes = evs[n:], changes[n:]
 	}
-	applied, err := p.views.Apply(ctx, ev.Topic, ev.Partition, ev.Offset, func(tx *store.ViewTx) error {
-		return update(tx, ch)
-	})
-	if err != nil {
-		return events.Retryable(fmt.Errorf("lastread: apply %s %s: %w", ev.Type, ev.ID, err))
-	}
-	if !applied {
-		projected.WithLabelValues("duplicate").Inc()
-		p.logger.DebugContext(ctx, "event already in the view, skipped",
-			"topic", ev.Topic, "partition", ev.Partition, "offset", ev.Offset)
-		return nil
-	}
-	projected.WithLabelValues("applied").Inc()
 	return nil
 }
 
-// update loads the list, applies ch and saves the list if it changed.
-func update(tx *store.ViewTx, ch Change) error {
+// apply commits the changes of events of one partition in one transaction.
+func (p *Projection) apply(ctx context.Context, evs []events.Event, changes []Change) error {
+	offsets := make([]int64, len(evs))
+	for i, ev := range evs {
+		offsets[i] = ev.Offset
+	}
+	applied, err := p.views.ApplyBatch(ctx, evs[0].Topic, evs[0].Partition, offsets, func(tx *store.ViewTx, from int) error {
+		return applyChanges(tx, changes[from:])
+	})
+	if err != nil {
+		return events.Retryable(fmt.Errorf("lastread: apply %d events from %s %s: %w", len(evs), evs[0].Type, evs[0].ID, err))
+	}
+	skipped := len(evs) - applied // the head of the batch, already in the view
+	for i, ev := range evs {
+		switch {
+		case changes[i].Kind == Ignore:
+			projected.WithLabelValues("ignored").Inc()
+			p.logger.DebugContext(events.ContextFor(ctx, ev), "event type ignored by the last-read view",
+				"type", ev.Type, "id", ev.ID, "topic", ev.Topic, "partition", ev.Partition, "offset", ev.Offset)
+		case i < skipped:
+			projected.WithLabelValues("duplicate").Inc()
+			p.logger.DebugContext(events.ContextFor(ctx, ev), "event already in the view, skipped",
+				"topic", ev.Topic, "partition", ev.Partition, "offset", ev.Offset)
+		default:
+			projected.WithLabelValues("applied").Inc()
+		}
+	}
+	return nil
+}
+
+// applyChanges applies changes, in order, inside tx: the list is loaded once, changed in memory
+// and saved once if it changed (decoding and encoding it per event would cost more than the
+// rest of the batch), and update is called for every change. The live consumer, catch-up and
+// rebuild all come through here.
+func applyChanges(tx *store.ViewTx, changes []Change) error {
 	l, err := loadList(tx)
 	if err != nil {
 		return err
 	}
-	if !ch.apply(&l) {
+	changed := false
+	for _, ch := range changes {
+		if ch.Kind == Ignore {
+			continue
+		}
+		if err := update(tx, ch); err != nil {
+			return err
+		}
+		changed = ch.apply(&l) || changed
+	}
+	if !changed {
 		return nil
 	}
 	b, err := json.Marshal(&l)
@@ -156,6 +209,13 @@ func update(tx *store.ViewTx, ch Change) error {
 		return fmt.Errorf("lastread: encode list: %w", err)
 	}
 	return tx.Put(listBucket, []byte(listKey), b)
+}
+
+// update applies ch, in tx, to whatever the view keeps besides the list (applyChanges keeps
+// the list). The template keeps nothing else; add your own per-change state here, and it is
+// maintained in the same transaction as the list and the offsets by every path.
+func update(tx *store.ViewTx, ch Change) error {
+	return nil
 }
 
 func loadList(tx *store.ViewTx) (List, error) {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	bookshelfv1 "github.com/brook-dev/brook/api/bookshelf/v1"
@@ -143,5 +144,62 @@ func TestProjectionHandle(t *testing.T) {
 	got, _ = p.Latest(ctx, 10)
 	if ids := ids(got); len(ids) != 1 || ids[0] != "b" {
 		t.Fatalf("view after reopen and redelivery = %v, want [b]", ids)
+	}
+}
+
+// HandleBatch: one transaction per partition run; a redelivered batch applies only what is new;
+// a bad event fails the whole call before anything is written (kit/events then retries the
+// events one by one); ignored types move the checkpoint but not the list.
+func TestProjectionHandleBatch(t *testing.T) {
+	ctx := context.Background()
+	p, vs := newProjection(t, filepath.Join(t.TempDir(), "view.db"))
+	defer vs.Close()
+
+	added := consumed(events.Event{Type: bookshelfv1.TypeBookAdded, Data: []byte(`{"id":"z"}`)}, 0, 3)
+	batch := []events.Event{
+		consumed(readEvent(`{"id":"a","title":"A","read_at":"2026-11-25T09:01:00Z"}`), 0, 0),
+		consumed(readEvent(`{"id":"b","title":"B","read_at":"2026-11-25T09:02:00Z"}`), 0, 1),
+		consumed(readEvent(`{"id":"c","title":"C","read_at":"2026-11-25T09:03:00Z"}`), 1, 0),
+		consumed(events.Event{Type: bookshelfv1.TypeBookRemoved, Data: []byte(`{"id":"a"}`)}, 0, 2),
+	}
+	if err := p.HandleBatch(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := p.Latest(ctx, 10); !slices.Equal(ids(got), []string{"c", "b"}) {
+		t.Fatalf("view = %v, want [c b]", ids(got))
+	}
+	// Redelivery of partition 0 from offset 0 with an ignored event behind: a is not read again.
+	if err := p.HandleBatch(ctx, []events.Event{batch[0], batch[1], batch[3], added}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := p.Latest(ctx, 10); !slices.Equal(ids(got), []string{"c", "b"}) {
+		t.Fatalf("view after redelivery = %v, want [c b]", ids(got))
+	}
+	if off, ok, _ := vs.Checkpoint("bookshelf", 0); !ok || off != 3 {
+		t.Fatalf("checkpoint of partition 0 = %d, want 3 (the ignored event's offset)", off)
+	}
+
+	bad := []events.Event{
+		consumed(readEvent(`{"id":"d","title":"D","read_at":"2026-11-25T09:04:00Z"}`), 0, 4),
+		consumed(readEvent(`{"title":"no id"}`), 0, 5),
+	}
+	if err := p.HandleBatch(ctx, bad); !errors.Is(err, ErrBadEvent) {
+		t.Fatalf("batch with a bad event: err = %v", err)
+	}
+	if got, _ := p.Latest(ctx, 10); !slices.Equal(ids(got), []string{"c", "b"}) {
+		t.Fatalf("a failed batch changed the view: %v", ids(got))
+	}
+	if off, _, _ := vs.Checkpoint("bookshelf", 0); off != 3 {
+		t.Fatalf("a failed batch moved the checkpoint to %d", off)
+	}
+	// What kit/events does next: the events one at a time.
+	if err := p.HandleBatch(ctx, bad[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.HandleBatch(ctx, bad[1:]); !errors.Is(err, ErrBadEvent) {
+		t.Fatalf("bad event alone: err = %v", err)
+	}
+	if got, _ := p.Latest(ctx, 10); !slices.Equal(ids(got), []string{"d", "c", "b"}) {
+		t.Fatalf("view = %v, want [d c b]", ids(got))
 	}
 }
