@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -121,18 +120,10 @@ type EventStore struct {
 	opts EventStoreOptions
 	name string
 
-	reqs chan *commitReq // to the committer; nil without group commit
-	mu   sync.RWMutex    // write-held by Close so no Commit sends on a closed reqs
-	shut bool
-	done chan struct{} // closed when the committer has exited
+	gc *groupCommit
 
 	pending atomic.Int64  // outbox entries not yet published (gauge and readiness)
 	wake    chan struct{} // one-slot signal to the relay: new outbox entries committed
-}
-
-type commitReq struct {
-	fn   func(*EventTx) error
-	done chan error // buffered: the committer never blocks on a caller
 }
 
 // OpenEventStore opens (creating if needed, with parent directories) the event store at path.
@@ -175,18 +166,12 @@ func OpenEventStore(path string, o EventStoreOptions) (*EventStore, error) {
 		db:   db,
 		opts: o,
 		name: name,
-		done: make(chan struct{}),
+		gc:   newGroupCommit(db, o.NoGroupCommit, o.MaxBatch, ErrClosed, commitBatchSize.WithLabelValues(name)),
 		wake: make(chan struct{}, 1),
 	}
 	s.addPending(int64(pending))
 	if pending > 0 {
 		s.wake <- struct{}{} // a relay started now has work left over from the last run
-	}
-	if o.NoGroupCommit {
-		close(s.done)
-	} else {
-		s.reqs = make(chan *commitReq, o.MaxBatch)
-		go s.committer()
 	}
 	return s, nil
 }
@@ -196,17 +181,9 @@ func (s *EventStore) Path() string { return s.db.Path() }
 
 // Close waits for queued commits to finish, then closes the file. Stop the Relay first.
 func (s *EventStore) Close() error {
-	s.mu.Lock()
-	if s.shut {
-		s.mu.Unlock()
+	if !s.gc.close() {
 		return nil
 	}
-	s.shut = true
-	if s.reqs != nil {
-		close(s.reqs)
-	}
-	s.mu.Unlock()
-	<-s.done
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("store: close event store: %w", err)
 	}
@@ -258,12 +235,7 @@ func (s *EventStore) View(ctx context.Context, fn func(*EventTx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.shut {
-		return ErrClosed
-	}
-	return s.db.View(func(btx *bolt.Tx) error { return fn(&EventTx{btx: btx, s: s}) })
+	return s.gc.read(func(btx *bolt.Tx) error { return fn(&EventTx{btx: btx, s: s}) })
 }
 
 // Commit runs fn in a write transaction and returns once the transaction is durable (or failed).
@@ -281,125 +253,22 @@ func (s *EventStore) Commit(ctx context.Context, fn func(*EventTx) error) error 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if s.reqs == nil {
-		return s.commitSolo(fn)
-	}
-	req := &commitReq{fn: fn, done: make(chan error, 1)}
-	s.mu.RLock()
-	if s.shut {
-		s.mu.RUnlock()
-		return ErrClosed
-	}
-	s.reqs <- req // the committer drains reqs until Close, so this cannot block for ever
-	s.mu.RUnlock()
-	return <-req.done
-}
-
-// commitSolo is the one-transaction-per-commit path (NoGroupCommit).
-func (s *EventStore) commitSolo(fn func(*EventTx) error) error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.shut {
-		return ErrClosed
-	}
-	tx := &EventTx{s: s, writable: true}
-	err := s.db.Update(func(btx *bolt.Tx) error {
-		tx.btx = btx
-		return callSafely(fn, tx)
+	var tx *EventTx // the last run's, which is the one that commits
+	err := s.gc.commit(func(btx *bolt.Tx) (bool, error) {
+		tx = &EventTx{btx: btx, s: s, writable: true}
+		err := callSafely(fn, tx)
+		return tx.dirty, err
 	})
-	if err == nil {
-		s.committed(1, tx.outboxAdded)
+	if err != nil {
+		return err
 	}
-	return err
+	s.committed(tx.outboxAdded)
+	return nil
 }
 
-// committer is the group-commit loop. It owns nothing but the batch in hand; it exits when
-// Close closes reqs, after finishing every request queued before that.
-func (s *EventStore) committer() {
-	defer close(s.done)
-	batch := make([]*commitReq, 0, s.opts.MaxBatch)
-	for req := range s.reqs {
-		batch = append(batch[:0], req)
-	gather:
-		for len(batch) < s.opts.MaxBatch {
-			select {
-			case r, ok := <-s.reqs:
-				if !ok {
-					break gather
-				}
-				batch = append(batch, r)
-			default:
-				break gather
-			}
-		}
-		s.runBatch(batch)
-	}
-}
-
-// runBatch commits the functions of batch in one bbolt transaction.
-//
-// A function that fails before writing anything (typically a version conflict, which Append
-// checks before it writes) is simply skipped: its error is recorded and the transaction goes
-// on. A function that fails after writing would leave partial writes, and bbolt has no
-// savepoints, so the transaction is rolled back and run again without it. Errors are handed
-// out only after the final transaction, so a caller never hears "conflict" about a write that
-// then failed to commit. If the commit itself fails (disk error) every remaining caller gets it.
-func (s *EventStore) runBatch(batch []*commitReq) {
-	errs := make([]error, len(batch))
-	live := make([]int, len(batch)) // indexes into batch still to commit
-	for i := range live {
-		live[i] = i
-	}
-	var commitErr error
-	var outboxAdded int
-	for len(live) > 0 {
-		var dropped = -1
-		outboxAdded = 0
-		committedN := 0
-		commitErr = s.db.Update(func(btx *bolt.Tx) error {
-			for _, i := range live {
-				tx := &EventTx{btx: btx, s: s, writable: true}
-				if err := callSafely(batch[i].fn, tx); err != nil {
-					errs[i] = err
-					if tx.dirty {
-						dropped = i
-						return err // roll back; retried below without i
-					}
-					continue
-				}
-				errs[i] = nil
-				committedN++
-				outboxAdded += tx.outboxAdded
-			}
-			return nil
-		})
-		if dropped >= 0 {
-			for k, i := range live {
-				if i == dropped {
-					live = append(live[:k], live[k+1:]...)
-					break
-				}
-			}
-			continue
-		}
-		if commitErr == nil {
-			s.committed(committedN, outboxAdded)
-		}
-		break
-	}
-	commitBatchSize.WithLabelValues(s.name).Observe(float64(len(batch)))
-	for i, r := range batch {
-		err := errs[i]
-		if err == nil && commitErr != nil {
-			err = commitErr
-		}
-		r.done <- err
-	}
-}
-
-// committed updates the in-memory view of a successful transaction and wakes the relay.
-func (s *EventStore) committed(commands, outboxAdded int) {
-	commitsTotal.WithLabelValues(s.name).Add(float64(commands))
+// committed counts a durable commit, adds its outbox entries to Pending and wakes the relay.
+func (s *EventStore) committed(outboxAdded int) {
+	commitsTotal.WithLabelValues(s.name).Inc()
 	if outboxAdded == 0 {
 		return
 	}

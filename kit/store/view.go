@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -37,18 +35,15 @@ var (
 // ViewStore knows nothing about what the view contains; callers store their own keys in
 // buckets reached through ViewTx. It is safe for concurrent use.
 //
-// Group commit: a consumer handles its partitions concurrently, one record at a time each, and
-// every Apply must be durable before the handler returns. Applies that arrive while a
-// transaction is being written are coalesced into the next one, so N busy partitions share one
-// fsync instead of queueing for N, with no added delay when only one is busy.
+// Group commit: a consumer handles its partitions concurrently, one record or batch at a time
+// each, and every Apply must be durable before the handler returns. Applies that arrive while
+// a transaction is being written are coalesced into the next one (groupCommit), so N busy
+// partitions share one fsync instead of queueing for N, with no added delay when only one is
+// busy.
 type ViewStore struct {
 	db   *bolt.DB
 	name string // metrics label
-
-	reqs chan *applyReq // to the committer; nil with NoGroupCommit
-	mu   sync.RWMutex   // write-held by Close so no Apply sends on a closed reqs
-	shut bool
-	done chan struct{} // closed when the committer has exited
+	gc   *groupCommit
 }
 
 // ErrViewClosed is returned by Apply after Close.
@@ -99,13 +94,8 @@ func OpenViewStore(path string, o ViewOptions) (*ViewStore, error) {
 	if o.Name == "" {
 		o.Name = strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
 	}
-	s := &ViewStore{db: db, name: o.Name}
-	if !o.NoGroupCommit {
-		s.reqs = make(chan *applyReq)
-		s.done = make(chan struct{})
-		go s.committer()
-	}
-	return s, nil
+	gc := newGroupCommit(db, o.NoGroupCommit, maxViewBatch, ErrViewClosed, viewBatchSize.WithLabelValues(o.Name))
+	return &ViewStore{db: db, name: o.Name, gc: gc}, nil
 }
 
 // Apply runs fn and records offset as the checkpoint of topic/partition in one transaction.
@@ -146,28 +136,9 @@ func (s *ViewStore) ApplyBatch(ctx context.Context, topic string, partition int3
 		return 0, fmt.Errorf("store: apply %s: %w", span(topic, partition, offsets), err)
 	}
 	r := &applyReq{topic: topic, partition: partition, offsets: offsets, fn: fn}
-	if s.reqs == nil {
-		s.mu.RLock()
-		if s.shut {
-			s.mu.RUnlock()
-			return 0, ErrViewClosed
-		}
-		err = s.db.Update(func(tx *bolt.Tx) error {
-			r.applied, r.err = r.run(tx)
-			return r.err
-		})
-		s.mu.RUnlock()
-	} else {
-		r.done = make(chan struct{})
-		s.mu.RLock()
-		if s.shut {
-			s.mu.RUnlock()
-			return 0, ErrViewClosed
-		}
-		s.reqs <- r // the committer drains reqs until Close, so this cannot block for ever
-		s.mu.RUnlock()
-		<-r.done
-		err = r.err
+	err = s.gc.commit(r.run)
+	if errors.Is(err, ErrViewClosed) {
+		return 0, err
 	}
 	if err != nil {
 		viewAppliesTotal.WithLabelValues(s.name, "failed").Add(float64(len(offsets)))
@@ -188,91 +159,26 @@ func span(topic string, partition int32, offsets []int64) string {
 	return fmt.Sprintf("%s/%d@%d..%d", topic, partition, offsets[0], offsets[len(offsets)-1])
 }
 
-// applyReq is one Apply or ApplyBatch on its way through the committer.
+// applyReq is one Apply or ApplyBatch on its way through group commit.
 type applyReq struct {
 	topic     string
 	partition int32
 	offsets   []int64
 	fn        func(tx *ViewTx, from int) error
-
-	applied int
-	err     error
-	dirty   bool          // fn wrote before failing: the transaction must be rolled back
-	done    chan struct{} // closed when applied/err are final
+	applied   int // set by the last run
 }
 
-// run is the request's part of a transaction; a panic in fn becomes an error (and, as fn may
-// have written, spoils the transaction).
-func (r *applyReq) run(tx *bolt.Tx) (applied int, err error) {
+// run is the request's part of a transaction (a txFunc); a panic in fn becomes an error (and,
+// as fn may have written, spoils the transaction).
+func (r *applyReq) run(tx *bolt.Tx) (dirty bool, err error) {
 	vt := &ViewTx{root: tx.Bucket(viewRootBucket), writable: true}
 	defer func() {
 		if p := recover(); p != nil {
-			applied, err, r.dirty = 0, fmt.Errorf("view function panicked: %v", p), true
+			r.applied, dirty, err = 0, true, fmt.Errorf("view function panicked: %v", p)
 		}
 	}()
-	applied, err = applyInTxTo(tx, vt, r.topic, r.partition, r.offsets, r.fn)
-	r.dirty = err != nil && vt.dirty
-	return applied, err
-}
-
-// committer is the group-commit loop: it takes every request queued while the previous
-// transaction was written and commits them together. It exits when Close closes reqs.
-func (s *ViewStore) committer() {
-	defer close(s.done)
-	batch := make([]*applyReq, 0, maxViewBatch)
-	for r := range s.reqs {
-		batch = append(batch[:0], r)
-	gather:
-		for len(batch) < maxViewBatch {
-			select {
-			case r, ok := <-s.reqs:
-				if !ok {
-					break gather
-				}
-				batch = append(batch, r)
-			default:
-				break gather
-			}
-		}
-		s.runBatch(batch)
-	}
-}
-
-// runBatch commits batch in one transaction. A request whose fn fails without writing keeps
-// its error and the others go on; one that fails after writing (bbolt has no savepoints) makes
-// the transaction roll back and run again without it. A failed commit fails every request left.
-func (s *ViewStore) runBatch(batch []*applyReq) {
-	live := append([]*applyReq(nil), batch...)
-	for len(live) > 0 {
-		var spoiled *applyReq
-		err := s.db.Update(func(tx *bolt.Tx) error {
-			for _, r := range live {
-				r.applied, r.err = r.run(tx)
-				if r.dirty {
-					spoiled = r
-					return r.err
-				}
-			}
-			return nil
-		})
-		if spoiled != nil {
-			live = slices.DeleteFunc(live, func(r *applyReq) bool { return r == spoiled })
-			continue
-		}
-		if err != nil {
-			for _, r := range live {
-				r.applied, r.err = 0, err
-			}
-		}
-		break
-	}
-	viewBatchSize.WithLabelValues(s.name).Observe(float64(len(batch)))
-	for _, r := range batch {
-		if r.err != nil {
-			r.applied = 0
-		}
-		close(r.done)
-	}
+	r.applied, err = applyInTxTo(tx, vt, r.topic, r.partition, r.offsets, r.fn)
+	return err != nil && vt.dirty, err
 }
 
 // applyInTx is Apply's body, for ViewBatch: check the checkpoint, run fn, move the checkpoint.
@@ -455,18 +361,8 @@ func (s *ViewStore) Path() string { return s.db.Path() }
 // Close finishes the applies already queued and closes the file; call it after the consumer
 // has stopped. Later Applies return ErrViewClosed. Closing twice is harmless.
 func (s *ViewStore) Close() error {
-	s.mu.Lock()
-	if s.shut {
-		s.mu.Unlock()
+	if !s.gc.close() {
 		return nil
-	}
-	s.shut = true
-	if s.reqs != nil {
-		close(s.reqs)
-	}
-	s.mu.Unlock()
-	if s.done != nil {
-		<-s.done
 	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("store: close view: %w", err)
