@@ -13,7 +13,11 @@
 //     into the next one, so many writers share one fsync.
 //
 //   - ViewStore (view.go): the read side. A view mutation and the Kafka offset it corresponds to
-//     are written in one transaction, so replays after a crash or rebalance are no-ops.
+//     are written in one transaction, so replays after a crash or rebalance are no-ops. ApplyBatch
+//     does that for a consumer's whole batch of a partition in one transaction.
+//
+// Both group-commit their writes through the same mechanism (groupcommit.go): requests queued
+// while a transaction is being written share the next one, and its fsync.
 //
 // Both use bbolt with fsync on commit by default: a commit that returned nil survives a power
 // loss.
