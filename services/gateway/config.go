@@ -18,6 +18,8 @@ type Config struct {
 	RateLimit   RateLimitConfig `mapstructure:"rate_limit"`
 	CORS        CORSConfig      `mapstructure:"cors"`
 	Backends    BackendsConfig  `mapstructure:"backends"`
+	// Routes expose services' own REST APIs by configuration (routes.go, internal/proxy).
+	Routes []RouteConfig `mapstructure:"routes"` // BROOK_ROUTES: PREFIX=SERVICE[;opt=v],...
 }
 
 // AuthConfig: exactly one of JWTSecret and JWKSURL.
@@ -113,5 +115,5 @@ func (c Config) Validate() error {
 	if c.Backends.Timeout <= 0 {
 		return config.Invalid("backends.timeout", "must be positive, got %s", c.Backends.Timeout)
 	}
-	return nil
+	return c.validateRoutes()
 }

@@ -11,6 +11,9 @@
 //	REST mux      auth (401 for writes without a valid JWT; subject -> x-subject metadata),
 //	              grpc-gateway -> gRPC client conn (round robin over healthy instances,
 //	              deadline, 503 naming a service with no healthy instance)
+//	  or, for a configured route (config "routes", e.g. /v1/authors -> bookshelf-authors):
+//	routes        auth by the route's mode (subject -> X-Subject header), reverse proxy to a
+//	              healthy instance's HTTP port (round robin, timeout, 503 / 502 / 504 JSON)
 //
 // /healthz, /readyz and /metrics skip CORS, rate limit and auth. Readiness needs Consul only,
 // not the backends: a gateway whose backends are down still answers, with a 503 per request
@@ -28,6 +31,7 @@ import (
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/hashicorp/consul/api"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 
@@ -41,6 +45,7 @@ import (
 	"github.com/brook-dev/brook/services/gateway/internal/backend"
 	"github.com/brook-dev/brook/services/gateway/internal/cors"
 	"github.com/brook-dev/brook/services/gateway/internal/docs"
+	"github.com/brook-dev/brook/services/gateway/internal/proxy"
 	"github.com/brook-dev/brook/services/gateway/internal/ratelimit"
 )
 
@@ -130,12 +135,13 @@ func build(ctx context.Context, cfg Config, logger *slog.Logger, opts service.Op
 
 	// Backends: one gRPC connection per service, instances resolved through Consul.
 	var dial []grpc.DialOption
+	var consul *api.Client
 	if cfg.Consul.Addr != "" {
-		client, err := registry.NewClient(cfg.Consul.Addr)
+		consul, err = registry.NewClient(cfg.Consul.Addr)
 		if err != nil {
 			return nil, fmt.Errorf("consul.addr %s: %w", cfg.Consul.Addr, err)
 		}
-		dial = append(dial, registry.WithResolver(client, logger))
+		dial = append(dial, registry.WithResolver(consul, logger))
 	}
 	backends := backend.Options{Timeout: cfg.Backends.Timeout, DialOptions: dial}
 	commands, err := backend.Dial(bookshelfv1.ServiceCommands, cfg.Backends.Commands, backends)
@@ -174,6 +180,21 @@ func build(ctx context.Context, cfg Config, logger *slog.Logger, opts service.Op
 	svc.HandleHTTP("/v1/", edge(backend.SingleStatus(svc.Gateway())))
 	for pattern, h := range apiDocs.Routes() {
 		svc.HandleHTTP(pattern, edge(h))
+	}
+
+	// Configured routes: services' own REST APIs, reverse-proxied (Validate guarantees Consul).
+	if len(cfg.Routes) > 0 {
+		routes := proxy.NewSet(consul, logger)
+		for _, rc := range cfg.Routes {
+			r, mode := cfg.proxyRoute(rc)
+			h := edge(authn.Guard(mode, routes.Handler(r)))
+			svc.HandleHTTP(r.Prefix, h)     // the prefix itself
+			svc.HandleHTTP(r.Prefix+"/", h) // and everything below it
+			logger.InfoContext(ctx, "route configured", "prefix", r.Prefix, "service", r.Service,
+				"auth", string(mode), "strip_prefix", r.StripPrefix, "timeout", r.Timeout)
+		}
+		routes.Start()
+		svc.OnClose("routes", func(context.Context) error { return routes.Close() })
 	}
 	return svc, nil
 }

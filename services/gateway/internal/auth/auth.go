@@ -188,22 +188,48 @@ func allowed(alg any, methods []string) bool {
 	return false
 }
 
-// needsToken says whether a request must be authenticated.
-func (a *Authenticator) needsToken(r *http.Request) bool {
+// Mode says which requests of a route need a token.
+type Mode string
+
+const (
+	// ModeWrites: POST/PUT/PATCH/DELETE need a token; GET/HEAD/OPTIONS are open (a token sent
+	// anyway is verified, so the backend learns the subject).
+	ModeWrites Mode = "writes"
+	// ModeAll: every request needs a token.
+	ModeAll Mode = "all"
+	// ModeNone: no token needed and none verified; the request carries no subject.
+	ModeNone Mode = "none"
+)
+
+// ParseMode accepts "writes", "all" and "none".
+func ParseMode(s string) (Mode, error) {
+	switch m := Mode(strings.ToLower(strings.TrimSpace(s))); m {
+	case ModeWrites, ModeAll, ModeNone:
+		return m, nil
+	}
+	return "", fmt.Errorf("must be writes, all or none, got %q", s)
+}
+
+// needsToken says whether a request must be authenticated when reads are open or not.
+func needsToken(r *http.Request, readsOpen bool) bool {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
-		return !a.opts.ReadsOpen
+		return !readsOpen
 	}
 	return true
 }
 
 // Authenticate returns r with the token's subject in its context (service.WithSubject, which the
 // kit's REST mux forwards to the backends as x-subject metadata), r unchanged for an open read
-// without a token, or an *Error.
+// without a token, or an *Error. Reads are open when Options.ReadsOpen says so.
 func (a *Authenticator) Authenticate(r *http.Request) (*http.Request, error) {
+	return a.authenticate(r, a.opts.ReadsOpen)
+}
+
+func (a *Authenticator) authenticate(r *http.Request, readsOpen bool) (*http.Request, error) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
-		if !a.needsToken(r) {
+		if !needsToken(r, readsOpen) {
 			return r, nil
 		}
 		return nil, &Error{Reason: "missing", Message: "missing bearer token (Authorization: Bearer <JWT>)"}
@@ -240,6 +266,24 @@ func Reject(w http.ResponseWriter, err error) {
 func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r2, err := a.Authenticate(r)
+		if err != nil {
+			Reject(w, err)
+			return
+		}
+		next.ServeHTTP(w, r2)
+	})
+}
+
+// Guard is Middleware for a configured route with its own mode: ModeWrites and ModeAll
+// authenticate like Middleware with reads open or not; ModeNone lets everything through
+// untouched (the route's backend gets no subject).
+func (a *Authenticator) Guard(m Mode, next http.Handler) http.Handler {
+	if m == ModeNone {
+		return next
+	}
+	readsOpen := m != ModeAll
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r2, err := a.authenticate(r, readsOpen)
 		if err != nil {
 			Reject(w, err)
 			return
