@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"strconv"
 	"sync"
@@ -106,9 +107,23 @@ type ConsumerOptions struct {
 	// CommitInterval is how often handled offsets are committed in the background (default 1s).
 	// They are also committed when partitions are revoked and when the consumer stops.
 	CommitInterval time.Duration
-	// SessionTimeout and HeartbeatInterval are the group membership timings (defaults 10s, 3s).
+	// SessionTimeout is how long the group coordinator waits for a heartbeat before it declares
+	// a member dead and gives its partitions to the others: after a crash (kill -9, lost host)
+	// nobody consumes those partitions for up to this long. HeartbeatInterval is how often the
+	// member proves it is alive; it must be below SessionTimeout (a third or less, so one lost
+	// heartbeat is survived). Defaults 6s and 2s: 6s is the smallest session real Kafka accepts
+	// by default (group.min.session.timeout.ms, as kfake). Shorter recovers sooner; longer
+	// survives longer stalls (GC pauses, network blips, an overloaded host) without a needless
+	// rebalance, which re-delivers what was handled but not yet committed. Heartbeats are sent
+	// from their own goroutine, so a slow handler does not count against the session.
 	SessionTimeout    time.Duration
 	HeartbeatInterval time.Duration
+	// EventLogLevel is the level of the "DONE" line logged for every handled event (type,
+	// subject, topic, partition, offset, event_id, duration_ms, and request_id/trace_id through
+	// kit/log's handler). Default slog.LevelDebug, so a service at info level pays only for
+	// an Enabled check; a *slog.LevelVar can change it at runtime. Failures are logged at
+	// Warn/Error whatever this says.
+	EventLogLevel slog.Leveler
 	// StartStopped makes Run wait for Start before joining the group.
 	StartStopped bool
 	// Configure, if set, may adjust the consumer's sarama configuration last.
@@ -166,6 +181,12 @@ type Consumer struct {
 	sessionDone   chan struct{}
 	wake          chan struct{}
 	window        statsWindow // last completed stats window
+
+	// Lag measured on the broker while no partitions are held (lag.go).
+	lagVal  int64         // last measured
+	lagAt   time.Time     // when it was measured (or a probe failed); zero: measure anew
+	lagWait chan struct{} // closed when the probe asked for is done; nil if none asked
+	lagReq  chan struct{} // Status -> the Run goroutine's prober
 
 	dlq        *Publisher // owned by the Run goroutine
 	dlqEnsured bool       // the dead-letter topic exists (owned by the Run goroutine)
@@ -228,10 +249,14 @@ func NewConsumer(o ConsumerOptions) (*Consumer, error) {
 		return nil, fmt.Errorf("events: new consumer %s: both handler and batch handler set; use one", o.Group)
 	}
 	o = o.withDefaults()
+	if o.HeartbeatInterval >= o.SessionTimeout {
+		return nil, fmt.Errorf("events: new consumer %s: HeartbeatInterval %v must be below SessionTimeout %v",
+			o.Group, o.HeartbeatInterval, o.SessionTimeout)
+	}
 	c := &Consumer{
 		o: o, log: o.Logger, dlqTopic: o.DLQ,
 		want: !o.StartStopped, state: StateStopped,
-		wake: make(chan struct{}, 1), claims: map[*counters]struct{}{},
+		wake: make(chan struct{}, 1), lagReq: make(chan struct{}, 1), claims: map[*counters]struct{}{},
 		metrics: map[string]*consumerMetrics{},
 	}
 	if c.log == nil {
@@ -276,8 +301,23 @@ func (o ConsumerOptions) withDefaults() ConsumerOptions {
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 256
 	}
+	if o.SessionTimeout <= 0 {
+		o.SessionTimeout = DefaultSessionTimeout
+	}
+	if o.HeartbeatInterval <= 0 {
+		o.HeartbeatInterval = min(DefaultHeartbeatInterval, o.SessionTimeout/3)
+	}
+	if o.EventLogLevel == nil {
+		o.EventLogLevel = slog.LevelDebug
+	}
 	return o
 }
+
+// Default group membership timings (ConsumerOptions.SessionTimeout, HeartbeatInterval).
+const (
+	DefaultSessionTimeout    = 6 * time.Second
+	DefaultHeartbeatInterval = 2 * time.Second
+)
 
 // ConsumerConfig returns the sarama configuration a Consumer with options o uses:
 // KafkaVersion, errors returned, InitialOffset, background commit of marked offsets every
@@ -292,12 +332,8 @@ func ConsumerConfig(o ConsumerOptions) *sarama.Config {
 	// when a session ends (partitions revoked, Stop): at-least-once.
 	cfg.Consumer.Offsets.AutoCommit.Enable = true
 	cfg.Consumer.Offsets.AutoCommit.Interval = o.CommitInterval
-	if o.SessionTimeout > 0 {
-		cfg.Consumer.Group.Session.Timeout = o.SessionTimeout
-	}
-	if o.HeartbeatInterval > 0 {
-		cfg.Consumer.Group.Heartbeat.Interval = o.HeartbeatInterval
-	}
+	cfg.Consumer.Group.Session.Timeout = o.SessionTimeout
+	cfg.Consumer.Group.Heartbeat.Interval = o.HeartbeatInterval
 	if o.Configure != nil {
 		o.Configure(cfg)
 	}
@@ -340,21 +376,47 @@ func (c *Consumer) signal() {
 }
 
 // Status returns the consumer's state and statistics. Rate and AvgMs cover the last completed
-// stats interval (since Run started, before the first one completes).
+// stats interval (since Run started, before the first one completes), rounded to 2 decimals.
+//
+// Lag is, while running, the records behind the high watermark on the partitions this member
+// holds (other members count theirs). In any other state (stopped, starting, failed) it is the
+// whole group's lag as the broker sees it (high watermarks minus committed offsets), measured
+// at most every few seconds by the Run goroutine: Status waits a moment (300ms at most) for a
+// measurement it asked for, else reports the last known value. After Run returned, the last
+// known value.
 func (c *Consumer) Status() StreamStatus {
+	now := time.Now()
 	c.mu.Lock()
 	st := StreamStatus{
 		Name: c.o.Name, State: c.state, Group: c.o.Group, Topics: append([]string(nil), c.o.Topics...),
 		LastError: c.lastErr,
 	}
 	w := c.window
+	var lagWait <-chan struct{}
+	if st.State != StateRunning {
+		lagWait = c.requestLagLocked(now)
+	}
 	c.mu.Unlock()
 	t := c.totals()
 	st.Consumed, st.Errors, st.DeadLettered, st.Lag = t.consumed, t.failures, t.dead, t.lag
 	if w.done {
 		st.Rate, st.AvgMs = w.rate, w.avgMs
 	} else if !w.at.IsZero() {
-		st.Rate, st.AvgMs = measure(w, t, time.Now())
+		st.Rate, st.AvgMs = measure(w, t, now)
+	}
+	st.Rate, st.AvgMs = round2(st.Rate), round2(st.AvgMs)
+	if st.State != StateRunning {
+		if lagWait != nil {
+			timer := time.NewTimer(lagStatusWait)
+			select {
+			case <-lagWait:
+			case <-timer.C:
+			}
+			timer.Stop()
+		}
+		c.mu.Lock()
+		st.Lag = c.lagVal
+		c.mu.Unlock()
 	}
 	return st
 }
@@ -409,6 +471,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if c.o.StatsInterval > 0 {
 		wg.Go(func() { c.statsLoop(statsCtx) })
 	}
+	wg.Go(func() { c.lagProber(statsCtx) })
 	defer func() {
 		stopStats()
 		wg.Wait()
@@ -421,6 +484,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		c.mu.Lock()
 		c.running = false
 		c.state = StateStopped
+		c.endLagProbesLocked()
 		c.mu.Unlock()
 	}()
 
@@ -566,7 +630,10 @@ func (c *Consumer) statsLoop(ctx context.Context) {
 	}
 }
 
-func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
+// round2 and round3 keep what people read (STATS, /mgmt/streams, DONE lines) short; the
+// Prometheus series keep full precision.
+func round2(f float64) float64 { return math.Round(f*100) / 100 }
+func round3(f float64) float64 { return math.Round(f*1000) / 1000 }
 
 // claimStats is where one claimed partition counts.
 type claimStats struct {
@@ -594,6 +661,7 @@ type groupHandler struct {
 func (h *groupHandler) Setup(s sarama.ConsumerGroupSession) error {
 	h.c.mu.Lock()
 	h.c.state, h.c.lastErr = StateRunning, "" // recovered: the last error no longer applies
+	h.c.lagAt = time.Time{}                   // the broker's view is stale once we consume
 	h.c.mu.Unlock()
 	h.c.log.Info("partitions assigned", "claims", s.Claims(), "generation", s.GenerationID())
 	return nil
@@ -760,9 +828,16 @@ func (h *groupHandler) processBatch(s sarama.ConsumerGroupSession, b *batch, cl 
 		return h.handle(s, b.kept[0], b.evs[0], cl)
 	}
 	first, last := b.kept[0], b.kept[len(b.kept)-1]
+	began := time.Now()
 	for attempt := 1; ; attempt++ {
 		err := h.callBatch(h.ctx, b.evs, cl)
 		if err == nil {
+			if c.log.Enabled(h.ctx, c.o.EventLogLevel.Level()) {
+				d := time.Since(began)
+				for _, ev := range b.evs {
+					c.logDone(ContextFor(h.ctx, ev), ev, d, attempt, len(b.evs))
+				}
+			}
 			return true
 		}
 		if h.ctx.Err() != nil {
@@ -826,6 +901,7 @@ func (h *groupHandler) callBatch(ctx context.Context, evs []Event, cl *claimStat
 func (h *groupHandler) handle(s sarama.ConsumerGroupSession, msg *sarama.ConsumerMessage, ev Event, cl *claimStats) bool {
 	c := h.c
 	ctx := ContextFor(h.ctx, ev)
+	began := time.Now()
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
 		err := h.call(ctx, ev)
@@ -836,6 +912,7 @@ func (h *groupHandler) handle(s sarama.ConsumerGroupSession, msg *sarama.Consume
 		if err == nil {
 			cl.k.consumed.Add(1)
 			cl.m.consumed.Inc()
+			c.logDone(ctx, ev, time.Since(began), attempt, 1)
 			return true
 		}
 		if h.ctx.Err() != nil {
@@ -845,7 +922,7 @@ func (h *groupHandler) handle(s sarama.ConsumerGroupSession, msg *sarama.Consume
 		cl.m.failed.Inc()
 		if !IsRetryable(err) || attempt >= c.o.Retry.Max {
 			c.log.WarnContext(ctx, "handler failed; dead-lettering", "topic", msg.Topic, "partition", msg.Partition,
-				"offset", msg.Offset, "event_id", ev.ID, "type", ev.Type, "attempts", attempt, "err", err)
+				"offset", msg.Offset, "event_id", ev.ID, "type", ev.Type, "subject", ev.Subject, "attempts", attempt, "err", err)
 			if attempt > 1 {
 				err = fmt.Errorf("after %d attempts: %w", attempt, err)
 			}
@@ -858,6 +935,28 @@ func (h *groupHandler) handle(s sarama.ConsumerGroupSession, msg *sarama.Consume
 			return false
 		}
 	}
+}
+
+// logDone logs the "DONE" line of one handled event at EventLogLevel, with ctx carrying the
+// event's tracking (ContextFor) so kit/log's handler adds its request_id and trace_id, like
+// the lines the handler itself logged. d covers every attempt (and backoff) up to success;
+// for an event handled in a batch (batch > 1) it is the whole batch's time.
+func (c *Consumer) logDone(ctx context.Context, ev Event, d time.Duration, attempts, batch int) {
+	level := c.o.EventLogLevel.Level()
+	if !c.log.Enabled(ctx, level) {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 10)
+	attrs = append(attrs, slog.String("type", ev.Type), slog.String("subject", ev.Subject),
+		slog.String("topic", ev.Topic), slog.Int("partition", int(ev.Partition)), slog.Int64("offset", ev.Offset),
+		slog.String("event_id", ev.ID), slog.Float64("duration_ms", round3(float64(d)/1e6)))
+	if attempts > 1 {
+		attrs = append(attrs, slog.Int("attempts", attempts))
+	}
+	if batch > 1 {
+		attrs = append(attrs, slog.Int("batch", batch))
+	}
+	c.log.LogAttrs(ctx, level, "DONE", attrs...)
 }
 
 // call runs the handler (or the batch handler with ev alone), turning a panic into an error so
@@ -886,12 +985,12 @@ func (h *groupHandler) deadLetter(s sarama.ConsumerGroupSession, msg *sarama.Con
 		}
 	}
 	for _, kv := range [...][2]string{
-		{"dlq_topic", msg.Topic},
-		{"dlq_partition", strconv.FormatInt(int64(msg.Partition), 10)},
-		{"dlq_offset", strconv.FormatInt(msg.Offset, 10)},
-		{"dlq_error", cause.Error()},
-		{"dlq_service", c.o.Service},
-		{"dlq_time", time.Now().UTC().Format(time.RFC3339Nano)},
+		{HeaderDLQTopic, msg.Topic},
+		{HeaderDLQPartition, strconv.FormatInt(int64(msg.Partition), 10)},
+		{HeaderDLQOffset, strconv.FormatInt(msg.Offset, 10)},
+		{HeaderDLQError, cause.Error()},
+		{HeaderDLQService, c.o.Service},
+		{HeaderDLQTime, time.Now().UTC().Format(time.RFC3339Nano)},
 	} {
 		headers = append(headers, sarama.RecordHeader{Key: []byte(kv[0]), Value: []byte(kv[1])})
 	}

@@ -10,25 +10,14 @@ import (
 	"strings"
 
 	"github.com/IBM/sarama"
+	"github.com/brook-dev/brook/kit/events"
 
 	"github.com/brook-dev/brook/tools/kafkapush/internal/push"
 )
 
-// The headers kit/events' consumer adds to a dead letter (kit/events/consumer.go, deadLetter).
-// kit/events does not export the names, so they are repeated here; internal/cli/dlq_test.go
-// creates dead letters with a real kit/events consumer to keep both sides in step.
-const (
-	HeaderTopic     = "dlq_topic"     // topic the record was consumed from
-	HeaderPartition = "dlq_partition" // its partition
-	HeaderOffset    = "dlq_offset"    // its offset
-	HeaderError     = "dlq_error"     // why the consumer gave up
-	HeaderService   = "dlq_service"   // the service that gave up
-	HeaderTime      = "dlq_time"      // when, RFC 3339 UTC
-	headerPrefix    = "dlq_"
-)
-
 // DeadLetter is one record of a dead-letter topic, split into where it is (Partition, Offset
-// in the DLQ), what the consumer said about it (the dlq_* headers) and the original record.
+// in the DLQ), what the consumer said about it (the dlq_* headers, named by kit/events'
+// HeaderDLQ* constants) and the original record.
 type DeadLetter struct {
 	DLQTopic  string
 	Partition int32
@@ -64,34 +53,34 @@ func FromMessage(m *sarama.ConsumerMessage) DeadLetter {
 			continue
 		}
 		k, v := string(h.Key), string(h.Value)
-		if !strings.HasPrefix(k, headerPrefix) {
+		if !strings.HasPrefix(k, events.DLQHeaderPrefix) {
 			d.Headers = append(d.Headers, push.Header{Key: k, Value: v})
 			continue
 		}
 		seen[k] = true
 		switch k {
-		case HeaderTopic:
+		case events.HeaderDLQTopic:
 			d.Topic = v
-		case HeaderPartition:
+		case events.HeaderDLQPartition:
 			if n, err := strconv.ParseInt(v, 10, 32); err == nil {
 				d.OrigPartition = int32(n)
 			}
-		case HeaderOffset:
+		case events.HeaderDLQOffset:
 			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
 				d.OrigOffset = n
 			}
-		case HeaderError:
+		case events.HeaderDLQError:
 			d.Error = v
-		case HeaderService:
+		case events.HeaderDLQService:
 			d.Service = v
-		case HeaderTime:
+		case events.HeaderDLQTime:
 			d.Time = v
 		default:
 			// An unknown dlq_* header is kit/events' business, not the original record's:
 			// it is dropped on replay like the others.
 		}
 	}
-	for _, k := range []string{HeaderTopic, HeaderPartition, HeaderOffset, HeaderError, HeaderService, HeaderTime} {
+	for _, k := range []string{events.HeaderDLQTopic, events.HeaderDLQPartition, events.HeaderDLQOffset, events.HeaderDLQError, events.HeaderDLQService, events.HeaderDLQTime} {
 		if !seen[k] {
 			d.Missing = append(d.Missing, k)
 		}
