@@ -190,7 +190,7 @@ func build(ctx context.Context, cfg Config, logger *slog.Logger, opts service.Op
 			h := edge(authn.Guard(mode, routes.Handler(r)))
 			svc.HandleHTTP(r.Prefix, h)     // the prefix itself
 			svc.HandleHTTP(r.Prefix+"/", h) // and everything below it
-			logger.InfoContext(ctx, "route configured", "prefix", r.Prefix, "service", r.Service,
+			logger.InfoContext(ctx, "route configured", "prefix", r.Prefix, "upstream", r.Service,
 				"auth", string(mode), "strip_prefix", r.StripPrefix, "timeout", r.Timeout)
 		}
 		routes.Start()

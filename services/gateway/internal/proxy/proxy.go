@@ -215,7 +215,7 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded):
 		upstreamFailures.WithLabelValues(h.route.Service, "timeout").Inc()
-		h.logger.WarnContext(ctx, "route: upstream timed out", "service", h.route.Service, "instance", addr, "timeout", h.route.Timeout)
+		h.logger.WarnContext(ctx, "route: upstream timed out", "upstream", h.route.Service, "instance", addr, "timeout", h.route.Timeout)
 		service.WriteError(w, http.StatusGatewayTimeout, service.ErrorBody{
 			Code: "deadline_exceeded", Message: h.route.Service + ": no answer in time",
 		})
@@ -225,7 +225,7 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		w.WriteHeader(499)
 	default:
 		upstreamFailures.WithLabelValues(h.route.Service, "bad_gateway").Inc()
-		h.logger.WarnContext(ctx, "route: upstream failed", "service", h.route.Service, "instance", addr, "error", err)
+		h.logger.WarnContext(ctx, "route: upstream failed", "upstream", h.route.Service, "instance", addr, "error", err)
 		service.WriteError(w, http.StatusBadGateway, service.ErrorBody{
 			Code: "bad_gateway", Message: h.route.Service + ": upstream request failed",
 		})
