@@ -144,7 +144,7 @@ fi
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # Every default port the tutorials use, moved by one offset (8003/9003: tutorial 03's service,
 # 8012/9012: tutorial 05's second lastread instance).
-DEFAULT_PORTS="8001 8002 8003 8012 8080 9001 9002 9003 9012 9092 8500 8600"
+DEFAULT_PORTS="8001 8002 8003 8012 8080 8090 9001 9002 9003 9012 9092 8500 8600"
 TUTORIALS_PORT_OFFSET="${TUTORIALS_PORT_OFFSET:-}"
 # Offsets 53000..56400 put every port in 61001..65535: above Linux's ephemeral range (32768..60999),
 # so no outgoing connection holds one by chance, and apart from scripts/e2e.sh's offsets.
