@@ -142,9 +142,9 @@ type StreamStatus struct {
 	Consumed     uint64   `json:"consumed"`
 	Errors       uint64   `json:"errors"`
 	DeadLettered uint64   `json:"dead_lettered"`
-	Rate         float64  `json:"rate"`   // events/s over the last stats interval
-	AvgMs        float64  `json:"avg_ms"` // average handler time per attempt, milliseconds
-	Lag          int64    `json:"lag"`    // records behind the partition ends, summed
+	Rate         float64  `json:"rate"`   // events/s over the last stats interval, 2 decimals
+	AvgMs        float64  `json:"avg_ms"` // average handler time per attempt, milliseconds, 2 decimals
+	Lag          int64    `json:"lag"`    // records behind the partition ends, summed (see Status)
 	LastError    string   `json:"last_error,omitempty"`
 }
 

@@ -14,7 +14,9 @@
 //
 // Tracking: request id and W3C traceparent travel as the ce_requestid / ce_traceparent
 // extensions; Publish copies them from the context (kit/track) and the Consumer restores them
-// into the handler's context, so producer and consumer log lines share them.
+// into the handler's context, so producer and consumer log lines share them. The Consumer logs
+// one "DONE" line per handled event (ConsumerOptions.EventLogLevel, debug by default) with that
+// context, and a STATS line per StatsInterval.
 //
 // Sarama clients must talk a Kafka version the broker supports; KafkaVersion is the one used
 // here and works with both real Kafka (>= 3.6) and the embedded kfake broker.
