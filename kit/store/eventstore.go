@@ -446,6 +446,27 @@ func (t *EventTx) ForEach(bucket string, fn func(k, v []byte) error) error {
 	return b.ForEach(fn)
 }
 
+// ForEachFrom is ForEach starting at the first key >= from (nil = the first key), so a long
+// walk can be split into small transactions that each resume after the last key seen. k and v
+// are only valid during fn; copy what you keep. Do not write to bucket from fn.
+func (t *EventTx) ForEachFrom(bucket string, from []byte, fn func(k, v []byte) error) error {
+	b := t.btx.Bucket([]byte(bucket))
+	if b == nil {
+		return nil
+	}
+	c := b.Cursor()
+	k, v := c.First()
+	if from != nil {
+		k, v = c.Seek(from)
+	}
+	for ; k != nil; k, v = c.Next() {
+		if err := fn(k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (t *EventTx) writeBucket(name string) (*bolt.Bucket, error) {
 	if !t.writable {
 		return nil, ErrReadOnly

@@ -7,12 +7,26 @@ import (
 
 	bookshelfv1 "github.com/brook-dev/brook/api/bookshelf/v1"
 	"github.com/brook-dev/brook/kit/config"
+	"github.com/brook-dev/brook/services/bookshelf-commands/internal/idempotency"
 )
 
 // Config is everything bookshelf-commands reads at start (see config.yaml for a commented copy).
 type Config struct {
 	config.Base `mapstructure:",squash"`
-	Outbox      OutboxConfig `mapstructure:"outbox"`
+	Outbox      OutboxConfig      `mapstructure:"outbox"`
+	Idempotency IdempotencyConfig `mapstructure:"idempotency"`
+}
+
+// IdempotencyConfig bounds how long Idempotency-Key answers are kept (internal/idempotency).
+type IdempotencyConfig struct {
+	// Retention is how long a command's answer is replayed to retries with its key
+	// (BROOK_IDEMPOTENCY_RETENTION). A retry after it is a new command: a second book, a
+	// second event. Clients must finish retrying within it.
+	Retention time.Duration `mapstructure:"retention"`
+	// SweepInterval is how often expired records are deleted from the store
+	// (BROOK_IDEMPOTENCY_SWEEP_INTERVAL). Expired records stop answering at once; the sweep
+	// only frees the space.
+	SweepInterval time.Duration `mapstructure:"sweep_interval"`
 }
 
 // OutboxConfig tunes the relay from the event store's outbox to Kafka.
@@ -43,6 +57,10 @@ func defaultConfig() Config {
 			PollInterval: time.Second,
 			BatchSize:    128,
 		},
+		Idempotency: IdempotencyConfig{
+			Retention:     idempotency.DefaultRetention,
+			SweepInterval: time.Minute,
+		},
 	}
 }
 
@@ -65,6 +83,10 @@ func (c Config) Validate() error {
 		return config.Invalid("outbox.poll_interval", "must be positive, got %s", c.Outbox.PollInterval)
 	case c.Outbox.BatchSize < 1:
 		return config.Invalid("outbox.batch_size", "must be at least 1, got %d", c.Outbox.BatchSize)
+	case c.Idempotency.Retention <= 0:
+		return config.Invalid("idempotency.retention", "must be positive, got %s", c.Idempotency.Retention)
+	case c.Idempotency.SweepInterval <= 0:
+		return config.Invalid("idempotency.sweep_interval", "must be positive, got %s", c.Idempotency.SweepInterval)
 	}
 	return nil
 }

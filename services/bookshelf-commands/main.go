@@ -16,6 +16,7 @@ import (
 	"github.com/brook-dev/brook/kit/service"
 	"github.com/brook-dev/brook/kit/store"
 	"github.com/brook-dev/brook/services/bookshelf-commands/internal/commands"
+	"github.com/brook-dev/brook/services/bookshelf-commands/internal/idempotency"
 	"github.com/brook-dev/brook/services/bookshelf-commands/internal/outboxstream"
 )
 
@@ -40,8 +41,8 @@ func main() {
 }
 
 // newService wires the service: event store -> command API (gRPC and REST) -> outbox relay ->
-// Kafka, with readiness checks and the shutdown order (relay stops, then the Kafka publisher
-// closes, then the store). Logs go to logTo.
+// Kafka, the idempotency sweeper, readiness checks and the shutdown order (relay stops, then
+// the sweeper, the Kafka publisher, and last the store). Logs go to logTo.
 func newService(ctx context.Context, cfg Config, logTo io.Writer) (*service.Service, error) {
 	logger := kitlog.New(logTo, kitlog.Options{
 		Service: cfg.Service, Version: version, Level: cfg.Log.Level, Format: cfg.Log.Format,
@@ -74,16 +75,25 @@ func newService(ctx context.Context, cfg Config, logTo io.Writer) (*service.Serv
 		return nil, err
 	}
 
-	// API: the same handlers behind gRPC and the REST mux.
-	api := commands.New(es)
+	// API: the same handlers behind gRPC and the REST mux; Idempotency-Key answers are kept
+	// for the retention, then swept.
+	keys := idempotency.NewRecords(cfg.Idempotency.Retention, nil)
+	api := commands.New(es, keys)
 	bookshelfv1.RegisterBookshelfCommandsServer(svc.GRPC(), api)
 	if err := bookshelfv1.RegisterBookshelfCommandsHandlerServer(ctx, svc.Gateway(), api); err != nil {
 		return nil, err
 	}
 
-	// Readiness: the store answers; Kafka takes the events waiting in the outbox.
+	// Readiness: the store answers; a Kafka broker answers and takes the events waiting.
 	svc.AddReadiness("store", es.Ping)
-	svc.AddReadiness("kafka", relay.Ready)
+	svc.AddReadiness("kafka", kafkaReadiness(relay, kafka))
+
+	// Background: expired idempotency records are deleted until shutdown (stopped before the
+	// store closes: OnClose hooks run last-added first). Started last, once nothing can fail.
+	sweeper := idempotency.NewSweeper(es, keys, idempotency.SweeperOptions{
+		Interval: cfg.Idempotency.SweepInterval, Name: cfg.Service, Logger: logger,
+	})
+	svc.OnClose("idempotency sweeper", sweeper.Start())
 	return svc, nil
 }
 

@@ -12,6 +12,7 @@ import (
 
 	bookshelfv1 "github.com/brook-dev/brook/api/bookshelf/v1"
 	"github.com/brook-dev/brook/kit/store"
+	"github.com/brook-dev/brook/services/bookshelf-commands/internal/idempotency"
 )
 
 // writers is the number of concurrent clients in the throughput benchmark: what a loaded
@@ -72,8 +73,8 @@ func percentile(d []time.Duration, p float64) float64 {
 //
 //	go test -run '^$' -bench AddBook ./internal/commands/
 func BenchmarkAddBookGroupCommit(b *testing.B) {
-	group := New(openBenchStore(b, "group", false))
-	solo := New(openBenchStore(b, "solo", true))
+	group := New(openBenchStore(b, "group", false), idempotency.NewRecords(0, nil))
+	solo := New(openBenchStore(b, "solo", true), idempotency.NewRecords(0, nil))
 	b.ResetTimer()
 	groupTime, groupLat := runAddBooks(b, group, b.N, writers)
 	soloTime, soloLat := runAddBooks(b, solo, b.N, writers)
@@ -93,7 +94,7 @@ func BenchmarkAddBookGroupCommit(b *testing.B) {
 // BenchmarkAddBookLatency is the latency of one command with no other load: one writer, so
 // every command is its own transaction and fsync whatever the mode.
 func BenchmarkAddBookLatency(b *testing.B) {
-	srv := New(openBenchStore(b, "latency", false))
+	srv := New(openBenchStore(b, "latency", false), idempotency.NewRecords(0, nil))
 	b.ResetTimer()
 	_, lat := runAddBooks(b, srv, b.N, 1)
 	b.StopTimer()

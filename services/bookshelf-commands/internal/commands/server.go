@@ -13,13 +13,15 @@
 // So a command is recorded completely or not at all, and decisions are made on the state inside
 // the transaction: concurrent commands on one book never lose an update. The event store
 // group-commits concurrent transactions, so this costs one fsync per batch, not per command.
+//
+// Idempotency records are kept for a retention period (internal/idempotency); a retry after it
+// is a new command.
 package commands
 
 import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -35,13 +37,13 @@ import (
 	"github.com/brook-dev/brook/kit/store"
 	"github.com/brook-dev/brook/kit/track"
 	"github.com/brook-dev/brook/services/bookshelf-commands/internal/book"
+	"github.com/brook-dev/brook/services/bookshelf-commands/internal/idempotency"
 )
 
-// Buckets this service keeps next to the event streams, in the same file and transactions.
-const (
-	booksBucket       = "books"       // book id -> proto Book: the projection, and the aggregate snapshot
-	idempotencyBucket = "idempotency" // idempotency key -> JSON idempotencyRecord
-)
+// booksBucket is kept next to the event streams, in the same file and transactions: book id ->
+// proto Book, the projection and the aggregate snapshot. (Idempotency records have their own
+// buckets, see internal/idempotency.)
+const booksBucket = "books"
 
 // MaxIdempotencyKeyLen bounds the client-chosen key (a UUID is 36).
 const MaxIdempotencyKeyLen = 255
@@ -50,14 +52,16 @@ const MaxIdempotencyKeyLen = 255
 type Server struct {
 	bookshelfv1.UnimplementedBookshelfCommandsServer
 	store *store.EventStore
+	keys  *idempotency.Records
 	now   func() time.Time
 	newID func() string
 }
 
-// New returns the service over es. The store must be opened with the outbox topic
-// bookshelfv1.Topic for the events to be published.
-func New(es *store.EventStore) *Server {
-	return &Server{store: es, now: func() time.Time { return time.Now().UTC() }, newID: newBookID}
+// New returns the service over es, answering retries from keys (whose clock is also the time of
+// the commands). The store must be opened with the outbox topic bookshelfv1.Topic for the
+// events to be published.
+func New(es *store.EventStore, keys *idempotency.Records) *Server {
+	return &Server{store: es, keys: keys, now: keys.Now, newID: newBookID}
 }
 
 // newBookID returns a UUIDv7: unique like any UUID, and ordered by creation time, so the
@@ -155,7 +159,7 @@ func (s *Server) execute(ctx context.Context, method string, req proto.Message, 
 	if key != "" { // fast path for retries: a read transaction, no write queued
 		var resp *bookshelfv1.BookResponse
 		err := s.store.View(ctx, func(tx *store.EventTx) (err error) {
-			resp, err = replay(tx, key, method, fp)
+			resp, err = s.replay(tx, key, method, fp)
 			return err
 		})
 		if err != nil || resp != nil {
@@ -174,7 +178,7 @@ func (s *Server) execute(ctx context.Context, method string, req proto.Message, 
 	err = s.store.Commit(ctx, func(tx *store.EventTx) error {
 		resp = nil
 		if key != "" {
-			r, err := replay(tx, key, method, fp)
+			r, err := s.replay(tx, key, method, fp)
 			if err != nil || r != nil {
 				resp = r
 				return err
@@ -211,7 +215,7 @@ func (s *Server) execute(ctx context.Context, method string, req proto.Message, 
 		if key == "" {
 			return nil
 		}
-		return storeResponse(tx, key, method, fp, resp, at)
+		return s.storeResponse(tx, key, method, fp, resp, at)
 	})
 	if err != nil {
 		return nil, toStatus(err)
@@ -267,15 +271,6 @@ func loadState(tx *store.EventTx, id string) (book.State, error) {
 	return st, nil
 }
 
-// idempotencyRecord is what a command stored under its idempotency key: enough to recognise
-// the same request again and to answer it exactly like the first time.
-type idempotencyRecord struct {
-	Method      string    `json:"method"`
-	Fingerprint []byte    `json:"fingerprint"` // sha256 of method and request
-	Response    []byte    `json:"response"`    // proto BookResponse
-	At          time.Time `json:"at"`
-}
-
 // errKeyReused: the client sent an idempotency key it already used for a different request.
 var errKeyReused = errors.New("idempotency key was already used for a different request")
 
@@ -302,15 +297,12 @@ func fingerprint(method string, req proto.Message) []byte {
 	return h.Sum(nil)
 }
 
-// replay returns the stored response for key, nil if the key is new, or errKeyReused.
-func replay(tx *store.EventTx, key, method string, fp []byte) (*bookshelfv1.BookResponse, error) {
-	raw := tx.Get(idempotencyBucket, []byte(key))
-	if raw == nil {
-		return nil, nil
-	}
-	var rec idempotencyRecord
-	if err := json.Unmarshal(raw, &rec); err != nil {
-		return nil, fmt.Errorf("decode idempotency record: %w", err)
+// replay returns the stored response for key, nil if the key is new (or expired), or
+// errKeyReused.
+func (s *Server) replay(tx *store.EventTx, key, method string, fp []byte) (*bookshelfv1.BookResponse, error) {
+	rec, err := s.keys.Get(tx, key)
+	if err != nil || rec == nil {
+		return nil, err
 	}
 	if rec.Method != method || !bytes.Equal(rec.Fingerprint, fp) {
 		return nil, errKeyReused
@@ -322,16 +314,12 @@ func replay(tx *store.EventTx, key, method string, fp []byte) (*bookshelfv1.Book
 	return resp, nil
 }
 
-func storeResponse(tx *store.EventTx, key, method string, fp []byte, resp *bookshelfv1.BookResponse, at time.Time) error {
+func (s *Server) storeResponse(tx *store.EventTx, key, method string, fp []byte, resp *bookshelfv1.BookResponse, at time.Time) error {
 	body, err := proto.Marshal(resp)
 	if err != nil {
 		return fmt.Errorf("encode response: %w", err)
 	}
-	rec, err := json.Marshal(idempotencyRecord{Method: method, Fingerprint: fp, Response: body, At: at})
-	if err != nil {
-		return fmt.Errorf("encode idempotency record: %w", err)
-	}
-	return tx.Put(idempotencyBucket, []byte(key), rec)
+	return s.keys.Put(tx, key, idempotency.Record{Method: method, Fingerprint: fp, Response: body, At: at})
 }
 
 func missing(field string) error {

@@ -6,7 +6,6 @@ package outboxstream
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 
@@ -115,12 +114,12 @@ func (s *Stream) Status() service.StreamStatus {
 	}
 }
 
-// Ready is the readiness check "kafka": events are waiting and the last attempt to publish them
-// failed. An idle relay is ready: commands do not need Kafka, the outbox buffers them.
+// Ready fails when events are waiting and the last attempt to publish them failed. An idle
+// relay is ready; whether Kafka answers at all is the service's broker probe's business.
 func (s *Stream) Ready(context.Context) error {
 	st := s.relay.Stats()
 	if st.Failing && st.Pending > 0 {
-		return errors.New("cannot publish to Kafka (" + fmt.Sprint(st.Pending) + " events waiting): " + st.LastError)
+		return fmt.Errorf("cannot publish to Kafka (%d events waiting): %s", st.Pending, st.LastError)
 	}
 	return nil
 }
