@@ -11,13 +11,16 @@ export BROOK_CONSUL_BIN="$ROOT/bin/consul"
 source scripts/modules.sh
 
 failed=()
+suites=0
 echo "==> scripts/lint.sh (gofmt, go vet, staticcheck, generated code fresh)"
+suites=$((suites + 1))
 bash scripts/lint.sh || failed+=("lint")
 
 for m in $MODULES; do
 	flags=(-count=1 -timeout=15m)
 	if race_module "$m"; then flags+=(-race); fi
 	echo "==> go test ${flags[*]} ./... ($m)"
+	suites=$((suites + 1))
 	if ! (cd "$m" && go test "${flags[@]}" ./...); then
 		failed+=("$m")
 	fi
@@ -26,12 +29,15 @@ done
 for s in e2e failure test-tutorials; do
 	if [[ -x "scripts/$s.sh" ]]; then
 		echo "==> scripts/$s.sh"
+		suites=$((suites + 1))
 		bash "scripts/$s.sh" || failed+=("scripts/$s.sh")
 	fi
 done
 
+# One closing line for CI: each suite is a module's tests, lint, or a platform script.
 if ((${#failed[@]})); then
 	echo "FAILED: ${failed[*]}"
+	echo "suites: $((suites - ${#failed[@]})) passed, ${#failed[@]} failed"
 	exit 1
 fi
-echo "all tests passed"
+echo "suites: $suites passed, 0 failed"
