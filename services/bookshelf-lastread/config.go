@@ -1,6 +1,7 @@
 package main
 
 import (
+	"log/slog"
 	"path/filepath"
 	"strings"
 
@@ -28,6 +29,24 @@ type ViewConfig struct {
 	// CatchUp replays from the view's own checkpoints to the end of the topic at start, before
 	// the consumer group joins (BROOK_VIEW_CATCH_UP). Keeps a fresh or lost data dir complete.
 	CatchUp bool `mapstructure:"catch_up"`
+	// EventLogLevel is the level of the consumer's "DONE" line per handled event, which
+	// carries the event's request_id (BROOK_VIEW_EVENT_LOG_LEVEL): debug (the default, so a
+	// view at log.level info stays quiet), info or warn (to follow one request into the view
+	// without turning on every debug line).
+	EventLogLevel string `mapstructure:"event_log_level"`
+}
+
+// eventLogLevel is View.EventLogLevel as a slog level (Validate accepted it).
+func (v ViewConfig) eventLogLevel() (slog.Level, bool) {
+	switch strings.ToLower(strings.TrimSpace(v.EventLogLevel)) {
+	case "debug", "": // "" = the default, for configs built in code
+		return slog.LevelDebug, true
+	case "info":
+		return slog.LevelInfo, true
+	case "warn":
+		return slog.LevelWarn, true
+	}
+	return slog.LevelDebug, false
 }
 
 // viewFile is the bbolt file of the view inside the data dir.
@@ -39,10 +58,11 @@ func defaultConfig() Config {
 	return Config{
 		Base: base,
 		View: ViewConfig{
-			Topic:   bookshelfv1.Topic,
-			Group:   bookshelfv1.ServiceLastRead,
-			DLQ:     bookshelfv1.ServiceLastRead + ".dlq",
-			CatchUp: true,
+			Topic:         bookshelfv1.Topic,
+			Group:         bookshelfv1.ServiceLastRead,
+			DLQ:           bookshelfv1.ServiceLastRead + ".dlq",
+			CatchUp:       true,
+			EventLogLevel: "debug",
 		},
 	}
 }
@@ -66,6 +86,9 @@ func (c Config) Validate() error {
 		return config.Invalid("view.dlq", "must not be empty")
 	case c.View.DLQ == c.View.Topic:
 		return config.Invalid("view.dlq", "must differ from view.topic %q", c.View.Topic)
+	}
+	if _, ok := c.View.eventLogLevel(); !ok {
+		return config.Invalid("view.event_log_level", "must be debug, info or warn, got %q", c.View.EventLogLevel)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"log/slog"
 	"reflect"
 	"strings"
 	"testing"
@@ -64,5 +65,43 @@ func TestConfigHostnamePlaceholder(t *testing.T) {
 	def.expand("c0ffee")
 	if !reflect.DeepEqual(def, defaultConfig()) {
 		t.Fatal("expand changed a config without placeholders")
+	}
+}
+
+// view.event_log_level picks the level of the consumer's per-event DONE line; anything but
+// debug|info|warn stops the start naming the key.
+func TestConfigEventLogLevel(t *testing.T) {
+	load := func(val string, set bool) (Config, error) {
+		var cfg Config
+		err := config.Load(&cfg, config.WithDefaults(defaultConfig()), config.WithEnv(func(name string) (string, bool) {
+			if set && name == "BROOK_VIEW_EVENT_LOG_LEVEL" {
+				return val, true
+			}
+			return "", false
+		}))
+		return cfg, err
+	}
+	cfg, err := load("", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lvl, ok := cfg.View.eventLogLevel(); !ok || lvl != slog.LevelDebug {
+		t.Fatalf("default: level %v (ok %v), want debug", lvl, ok)
+	}
+	for val, want := range map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "INFO": slog.LevelInfo, "warn": slog.LevelWarn} {
+		cfg, err := load(val, true)
+		if err != nil {
+			t.Fatalf("%q: %v", val, err)
+		}
+		if lvl, ok := cfg.View.eventLogLevel(); !ok || lvl != want {
+			t.Errorf("%q: level %v (ok %v), want %v", val, lvl, ok, want)
+		}
+	}
+	for _, val := range []string{"error", "verbose", "1"} {
+		_, err := load(val, true)
+		var fe *config.FieldError
+		if !errors.As(err, &fe) || fe.Key != "view.event_log_level" || !strings.Contains(err.Error(), "BROOK_VIEW_EVENT_LOG_LEVEL") {
+			t.Errorf("%q: err = %v, want a FieldError naming view.event_log_level", val, err)
+		}
 	}
 }

@@ -115,10 +115,11 @@ func build(ctx context.Context, cfg Config, logger *slog.Logger) (*service.Servi
 			return nil, errors.Join(err, views.Close())
 		}
 	}
+	eventLevel, _ := cfg.View.eventLogLevel() // Validate accepted it
 	consumer, err := events.NewConsumer(events.ConsumerOptions{
 		Brokers: cfg.Kafka.Brokers, Group: cfg.View.Group, Topics: []string{cfg.View.Topic},
 		DLQ: cfg.View.DLQ, Name: "bookshelf-lastread", Service: cfg.Service,
-		BatchHandler: view.HandleBatch, Logger: logger,
+		BatchHandler: view.HandleBatch, Logger: logger, EventLogLevel: eventLevel,
 	})
 	if err != nil {
 		return nil, errors.Join(err, views.Close())
