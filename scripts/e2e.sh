@@ -25,7 +25,7 @@ export BROOK_CONSUL_BIN="${BROOK_CONSUL_BIN:-$ROOT/bin/consul}"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/brook-e2e.XXXXXX")"
 LOG="$WORK/devstack.log"
-DEVSTACK_PID=""
+source "$ROOT/scripts/devstack-process.sh" # DEVSTACK_PID, stop_devstack
 passed=0
 failed=0
 
@@ -37,24 +37,6 @@ check() {
 	local desc=$1
 	shift
 	if "$@"; then pass "$desc"; else fail "$desc"; fi
-}
-
-# stop_devstack sends SIGTERM and waits (bounded) for devstack to exit; SIGKILL after 60s.
-stop_devstack() {
-	[[ -n "$DEVSTACK_PID" ]] || return 0
-	if kill -0 "$DEVSTACK_PID" 2>/dev/null; then
-		kill -TERM "$DEVSTACK_PID" 2>/dev/null || true
-		for _ in $(seq 600); do
-			kill -0 "$DEVSTACK_PID" 2>/dev/null || break
-			sleep 0.1
-		done
-		if kill -0 "$DEVSTACK_PID" 2>/dev/null; then
-			log "devstack did not stop within 60s of SIGTERM; killing it"
-			kill -KILL "$DEVSTACK_PID" 2>/dev/null || true
-		fi
-	fi
-	wait "$DEVSTACK_PID" 2>/dev/null || true
-	DEVSTACK_PID=""
 }
 
 cleanup() {

@@ -50,26 +50,8 @@ command -v curl >/dev/null || { echo "tutorials: curl is needed" >&2; exit 1; }
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/brook-tutorials.XXXXXX")"
 REPO="$WORK/repo"
 LOG="$WORK/devstack.log"
-DEVSTACK_PID=""
+source "$ROOT/scripts/devstack-process.sh" # DEVSTACK_PID, stop_devstack
 TUT_PGID=""
-
-# stop_devstack: SIGTERM, then wait up to 60s, then SIGKILL.
-stop_devstack() {
-	[[ -n "$DEVSTACK_PID" ]] || return 0
-	if kill -0 "$DEVSTACK_PID" 2>/dev/null; then
-		kill -TERM "$DEVSTACK_PID" 2>/dev/null || true
-		for _ in $(seq 600); do
-			kill -0 "$DEVSTACK_PID" 2>/dev/null || break
-			sleep 0.1
-		done
-		if kill -0 "$DEVSTACK_PID" 2>/dev/null; then
-			say "devstack did not stop within 60s of SIGTERM; killing it"
-			kill -KILL "$DEVSTACK_PID" 2>/dev/null || true
-		fi
-	fi
-	wait "$DEVSTACK_PID" 2>/dev/null || true
-	DEVSTACK_PID=""
-}
 
 # kill_group PGID: whatever a tutorial left running (background services), TERM then KILL.
 kill_group() {

@@ -7,6 +7,7 @@ import (
 
 	bookshelfv1 "github.com/brook-dev/brook/api/bookshelf/v1"
 	"github.com/brook-dev/brook/kit/config"
+	kitlog "github.com/brook-dev/brook/kit/log"
 )
 
 // Config is everything bookshelf-lastread reads at start (see config.yaml for a commented copy).
@@ -36,17 +37,13 @@ type ViewConfig struct {
 	EventLogLevel string `mapstructure:"event_log_level"`
 }
 
-// eventLogLevel is View.EventLogLevel as a slog level (Validate accepted it).
-func (v ViewConfig) eventLogLevel() (slog.Level, bool) {
-	switch strings.ToLower(strings.TrimSpace(v.EventLogLevel)) {
-	case "debug", "": // "" = the default, for configs built in code
-		return slog.LevelDebug, true
-	case "info":
-		return slog.LevelInfo, true
-	case "warn":
-		return slog.LevelWarn, true
+// eventLogLevel is View.EventLogLevel as a slog level, parsed like log.level (kit/log); empty
+// means debug, the default, for configs built in code.
+func (v ViewConfig) eventLogLevel() (slog.Level, error) {
+	if strings.TrimSpace(v.EventLogLevel) == "" {
+		return slog.LevelDebug, nil
 	}
-	return slog.LevelDebug, false
+	return kitlog.ParseLevel(v.EventLogLevel)
 }
 
 // viewFile is the bbolt file of the view inside the data dir.
@@ -87,8 +84,8 @@ func (c Config) Validate() error {
 	case c.View.DLQ == c.View.Topic:
 		return config.Invalid("view.dlq", "must differ from view.topic %q", c.View.Topic)
 	}
-	if _, ok := c.View.eventLogLevel(); !ok {
-		return config.Invalid("view.event_log_level", "must be debug, info or warn, got %q", c.View.EventLogLevel)
+	if _, err := c.View.eventLogLevel(); err != nil {
+		return config.Invalid("view.event_log_level", "%v", err)
 	}
 	return nil
 }

@@ -85,19 +85,19 @@ func TestConfigEventLogLevel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if lvl, ok := cfg.View.eventLogLevel(); !ok || lvl != slog.LevelDebug {
-		t.Fatalf("default: level %v (ok %v), want debug", lvl, ok)
+	if lvl, err := cfg.View.eventLogLevel(); err != nil || lvl != slog.LevelDebug {
+		t.Fatalf("default: level %v (%v), want debug", lvl, err)
 	}
-	for val, want := range map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "INFO": slog.LevelInfo, "warn": slog.LevelWarn} {
+	for val, want := range map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "INFO": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError} {
 		cfg, err := load(val, true)
 		if err != nil {
 			t.Fatalf("%q: %v", val, err)
 		}
-		if lvl, ok := cfg.View.eventLogLevel(); !ok || lvl != want {
-			t.Errorf("%q: level %v (ok %v), want %v", val, lvl, ok, want)
+		if lvl, err := cfg.View.eventLogLevel(); err != nil || lvl != want {
+			t.Errorf("%q: level %v (%v), want %v", val, lvl, err, want)
 		}
 	}
-	for _, val := range []string{"error", "verbose", "1"} {
+	for _, val := range []string{"verbose", "1"} {
 		_, err := load(val, true)
 		var fe *config.FieldError
 		if !errors.As(err, &fe) || fe.Key != "view.event_log_level" || !strings.Contains(err.Error(), "BROOK_VIEW_EVENT_LOG_LEVEL") {
