@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -105,7 +106,7 @@ func (o *dlqOpts) filter(cmd *cobra.Command, c *common, allowed ...string) (dlq.
 	}
 	// Root flags about composing records mean nothing here: refuse them rather than ignore.
 	for _, name := range []string{"key", "header", "structured", "source", "acks", "compression", "dry-run"} {
-		if cmd.Flags().Changed(name) && !contains(allowed, name) {
+		if cmd.Flags().Changed(name) && !slices.Contains(allowed, name) {
 			return dlq.Filter{}, usagef("--%s does not apply to 'kafkapush %s'", name, cmd.Parent().Name()+" "+cmd.Name())
 		}
 	}
@@ -124,15 +125,6 @@ func (o *dlqOpts) filter(cmd *cobra.Command, c *common, allowed ...string) (dlq.
 		f.From, f.To = from, to
 	}
 	return f, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // parseOffsets reads --offset: N, N-M (inclusive) or N- (to the end).
@@ -224,7 +216,7 @@ func summary(verb, topic string, st dlq.Stats, o *dlqOpts) string {
 		sel = append(sel, fmt.Sprintf("stopped at --limit %d", o.limit))
 	}
 	sel = append(sel, spans(st))
-	return fmt.Sprintf("kafkapush: %d dead %s %s from %q (%s)", st.Matched, plural(st.Matched, "letter"), verb, topic, strings.Join(sel, "; "))
+	return fmt.Sprintf("kafkapush: %d dead %s %s from %q (%s)", st.Matched, push.Plural(st.Matched, "letter"), verb, topic, strings.Join(sel, "; "))
 }
 
 // spans describes what each partition held: "partition 0 holds offsets 0-2".
@@ -247,13 +239,6 @@ func spans(st dlq.Stats) string {
 		}
 	}
 	return strings.Join(out, ", ")
-}
-
-func plural(n int, word string) string {
-	if n == 1 {
-		return word
-	}
-	return word + "s"
 }
 
 func runDLQReplay(cmd *cobra.Command, c *common, o *dlqOpts) error {
@@ -321,7 +306,7 @@ func runDLQReplay(cmd *cobra.Command, c *common, o *dlqOpts) error {
 	})
 	fmt.Fprintln(cmd.ErrOrStderr(), summary("selected", r.Topic(), st, o))
 	if len(notSent) > 0 {
-		runErr = errors.Join(runErr, fmt.Errorf("%d dead %s not replayed:\n  %s", len(notSent), plural(len(notSent), "letter"), strings.Join(notSent, "\n  ")))
+		runErr = errors.Join(runErr, fmt.Errorf("%d dead %s not replayed:\n  %s", len(notSent), push.Plural(len(notSent), "letter"), strings.Join(notSent, "\n  ")))
 	}
 	return finish(cmd, sink, 0, runErr)
 }

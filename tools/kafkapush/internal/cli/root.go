@@ -18,7 +18,7 @@ import (
 )
 
 // EnvBrokers is the environment variable shared by every Brook process for the broker list.
-const EnvBrokers = "BROOK_KAFKA_BROKERS"
+const EnvBrokers = push.EnvBrokers
 
 // DefaultBrokers is used when neither -b nor BROOK_KAFKA_BROKERS is set.
 const DefaultBrokers = "localhost:9092"

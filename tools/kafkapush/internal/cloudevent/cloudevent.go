@@ -34,7 +34,7 @@ type Defaults struct {
 // top-level key of a partial CloudEvent is an extension.
 var contextAttrs = map[string]bool{
 	"specversion": true, "id": true, "source": true, "type": true, "subject": true,
-	"time": true, "datacontenttype": true, "data": true, "data_base64": true, "dataschema": true,
+	"time": true, "datacontenttype": true, "data": true, "data_base64": true,
 }
 
 // FromLine parses line (JSON) into an event, filling defaults.
@@ -72,7 +72,7 @@ func fromPartial(obj map[string]json.RawMessage, d Defaults) (events.Event, erro
 			*dst, err = str(k)
 		}
 	}
-	var spec, tm, schema string
+	var spec, tm string
 	pick("specversion", &spec)
 	pick("id", &ev.ID)
 	pick("source", &ev.Source)
@@ -80,7 +80,6 @@ func fromPartial(obj map[string]json.RawMessage, d Defaults) (events.Event, erro
 	pick("subject", &ev.Subject)
 	pick("time", &tm)
 	pick("datacontenttype", &ev.DataContentType)
-	pick("dataschema", &schema)
 	if err != nil {
 		return events.Event{}, err
 	}
@@ -111,12 +110,6 @@ func fromPartial(obj map[string]json.RawMessage, d Defaults) (events.Event, erro
 			ev.Extensions = map[string]string{}
 		}
 		ev.Extensions[k] = v
-	}
-	if schema != "" {
-		if ev.Extensions == nil {
-			ev.Extensions = map[string]string{}
-		}
-		ev.Extensions["dataschema"] = schema
 	}
 	return fill(ev, d)
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/brook-dev/brook/tools/kafkapush/internal/push"
 )
 
 // DefaultTruncate is how many bytes of a value the text output shows unless told otherwise.
@@ -41,7 +43,7 @@ func WriteText(w io.Writer, d DeadLetter, truncate int) error {
 	}
 	fmt.Fprintf(&b, "  key:     %s\n", key)
 	for _, h := range d.Headers {
-		fmt.Fprintf(&b, "  header %s: %s\n", h.Key, printable([]byte(h.Value)))
+		fmt.Fprintf(&b, "  header %s: %s\n", h.Key, push.Printable([]byte(h.Value)))
 	}
 	v, cut := d.Value, 0
 	if truncate > 0 && len(v) > truncate {
@@ -53,7 +55,7 @@ func WriteText(w io.Writer, d DeadLetter, truncate int) error {
 	if d.Value == nil {
 		fmt.Fprintf(&b, "  value:   (null)\n")
 	} else {
-		fmt.Fprintf(&b, "  value:   %s", printable(v))
+		fmt.Fprintf(&b, "  value:   %s", push.Printable(v))
 		if cut > 0 {
 			fmt.Fprintf(&b, " ... (%d bytes; --full shows all)", cut)
 		}
@@ -75,20 +77,6 @@ func orUnknown(n int64) string {
 		return "?"
 	}
 	return strconv.FormatInt(n, 10)
-}
-
-// printable shows text as it is and anything with control characters or invalid UTF-8
-// Go-quoted, so binary bytes cannot garble the terminal.
-func printable(b []byte) string {
-	if !utf8.Valid(b) {
-		return strconv.Quote(string(b))
-	}
-	for _, r := range string(b) {
-		if r < 0x20 && r != '\t' {
-			return strconv.Quote(string(b))
-		}
-	}
-	return string(b)
 }
 
 // jsonLetter is the --json form of a dead letter: one object per line, snake_case names.

@@ -12,6 +12,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/brook-dev/brook/kit/events"
+	"github.com/brook-dev/brook/tools/kafkapush/internal/push"
 )
 
 // IdleTimeout bounds how long a bounded read waits for the next record of a partition that
@@ -51,8 +52,8 @@ type Reader struct {
 // Open connects to brokers and checks that topic exists. Failures name the addresses.
 func Open(ctx context.Context, brokers []string, topic string) (*Reader, error) {
 	cfg := events.NewSaramaConfig("kafkapush-dlq")
-	cfg.Net.DialTimeout = 3 * time.Second
-	cfg.Metadata.Retry.Max = 1
+	cfg.Net.DialTimeout = push.DialTimeout
+	cfg.Metadata.Retry.Max = push.MetadataRetries
 	cfg.Metadata.Retry.Backoff = 250 * time.Millisecond
 	cfg.Metadata.Full = false
 	cfg.Consumer.Return.Errors = true
@@ -61,16 +62,16 @@ func Open(ctx context.Context, brokers []string, topic string) (*Reader, error) 
 	// 100ms instead of sarama's 500ms keeps `dlq read` quick (and --follow polls often).
 	cfg.Consumer.MaxWaitTime = 100 * time.Millisecond
 	addrs := strings.Join(brokers, ",")
-	client, err := newClient(ctx, brokers, cfg)
+	client, err := push.NewClient(ctx, brokers, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach Kafka at %s (set with -b or BROOK_KAFKA_BROKERS): %w", addrs, err)
+		return nil, push.Unreachable(brokers, err)
 	}
 	parts, err := client.Partitions(topic)
 	if err != nil {
 		_ = client.Close()
 		switch {
 		case errors.Is(err, sarama.ErrOutOfBrokers):
-			return nil, fmt.Errorf("cannot reach Kafka at %s (set with -b or BROOK_KAFKA_BROKERS): %w", addrs, err)
+			return nil, push.Unreachable(brokers, err)
 		case errors.Is(err, sarama.ErrUnknownTopicOrPartition):
 			return nil, fmt.Errorf("topic %q does not exist on %s (a consumer creates <group>.dlq when it starts): %w", topic, addrs, err)
 		}
@@ -83,31 +84,6 @@ func Open(ctx context.Context, brokers []string, topic string) (*Reader, error) 
 	}
 	sort.Slice(parts, func(i, j int) bool { return parts[i] < parts[j] })
 	return &Reader{topic: topic, client: client, consumer: consumer, parts: parts}, nil
-}
-
-// newClient runs sarama.NewClient (which blocks on dialing) but gives up when ctx ends; a
-// client that connects after that is closed by the goroutine that made it.
-func newClient(ctx context.Context, brokers []string, cfg *sarama.Config) (sarama.Client, error) {
-	type result struct {
-		c   sarama.Client
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		c, err := sarama.NewClient(brokers, cfg)
-		ch <- result{c, err}
-	}()
-	select {
-	case r := <-ch:
-		return r.c, r.err
-	case <-ctx.Done():
-		go func() {
-			if r := <-ch; r.c != nil {
-				_ = r.c.Close()
-			}
-		}()
-		return nil, ctx.Err()
-	}
 }
 
 // Topic is the dead-letter topic read.

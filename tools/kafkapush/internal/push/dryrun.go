@@ -57,7 +57,7 @@ func (d *DryRun) Send(ctx context.Context, rec Record) error {
 	for _, h := range rec.Headers {
 		fmt.Fprintf(d.w, "  header %s: %s\n", h.Key, h.Value)
 	}
-	_, err := fmt.Fprintf(d.w, "  value: %s\n", printable(rec.Value))
+	_, err := fmt.Fprintf(d.w, "  value: %s\n", Printable(rec.Value))
 	if err != nil {
 		return fmt.Errorf("dry run: write: %w", err)
 	}
@@ -78,9 +78,9 @@ func (d *DryRun) Close() (Report, error) {
 
 func quote(b []byte) string { return strconv.Quote(string(b)) }
 
-// printable shows text values as they are and anything else Go-quoted, so binary bytes
-// cannot garble the terminal.
-func printable(b []byte) string {
+// Printable shows text as it is and anything with control characters (other than tab) or
+// invalid UTF-8 Go-quoted, so binary bytes cannot garble the terminal.
+func Printable(b []byte) string {
 	if utf8.Valid(b) {
 		for _, r := range string(b) {
 			if r < 0x20 && r != '\t' {

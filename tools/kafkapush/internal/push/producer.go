@@ -25,11 +25,10 @@ const (
 // Config says where and how to produce.
 type Config struct {
 	Brokers     []string
-	Topic       string              // "": records name their topics (dlq replay); not checked here
-	Partition   int32               // -1: events.Partitioner picks (murmur2 of the key; random without key)
-	Acks        string              // all | 1 | 0
-	Compression string              // none | gzip | snappy | lz4 | zstd
-	Version     sarama.KafkaVersion // zero: events.KafkaVersion, shared by every Brook client
+	Topic       string // "": records name their topics (dlq replay); not checked here
+	Partition   int32  // -1: events.Partitioner picks (murmur2 of the key; random without key)
+	Acks        string // all | 1 | 0
+	Compression string // none | gzip | snappy | lz4 | zstd
 	ClientID    string
 }
 
@@ -54,15 +53,14 @@ type Producer struct {
 
 // SaramaConfig translates Config into a sarama configuration, validating the choices.
 func SaramaConfig(c Config) (*sarama.Config, error) {
-	sc := sarama.NewConfig()
-	sc.ClientID = c.ClientID
-	if sc.ClientID == "" {
-		sc.ClientID = "kafkapush"
+	clientID := c.ClientID
+	if clientID == "" {
+		clientID = "kafkapush"
 	}
-	sc.Version = c.Version
-	if sc.Version == (sarama.KafkaVersion{}) {
-		sc.Version = events.KafkaVersion
-	}
+	// events.NewSaramaConfig sets what every Brook client shares: KafkaVersion and the murmur2
+	// partitioner, so keyed records go where Brook's services (kit/events), franz-go and the
+	// Java client put them and a book's events stay on one partition, in order.
+	sc := events.NewSaramaConfig(clientID)
 	sc.Net.DialTimeout = DialTimeout
 	sc.Net.ReadTimeout = requestTimeout + 5*time.Second // longer than Producer.Timeout
 	sc.Net.WriteTimeout = requestTimeout
@@ -103,10 +101,6 @@ func SaramaConfig(c Config) (*sarama.Config, error) {
 	default:
 		return nil, fmt.Errorf("--compression %q: want none, gzip, snappy, lz4 or zstd", c.Compression)
 	}
-	// Keyed records go where Brook's services (kit/events), franz-go and the Java client put
-	// them (murmur2 of the key), so a book's events stay on one partition, in order, whichever
-	// client wrote them. sarama's own default hash (FNV-1a) would pick another partition.
-	sc.Producer.Partitioner = events.Partitioner
 	if c.Partition >= 0 {
 		sc.Producer.Partitioner = sarama.NewManualPartitioner
 	}
@@ -125,12 +119,9 @@ func NewProducer(ctx context.Context, c Config) (*Producer, error) {
 		return nil, err
 	}
 	addrs := strings.Join(c.Brokers, ",")
-	unreachable := func(err error) error {
-		return fmt.Errorf("cannot reach Kafka at %s (set with -b or %s): %w", addrs, "BROOK_KAFKA_BROKERS", err)
-	}
-	client, err := newClient(ctx, c.Brokers, sc)
+	client, err := NewClient(ctx, c.Brokers, sc)
 	if err != nil {
-		return nil, unreachable(err)
+		return nil, Unreachable(c.Brokers, err)
 	}
 	if c.Topic == "" {
 		return newProducer(client, c)
@@ -142,7 +133,7 @@ func NewProducer(ctx context.Context, c Config) (*Producer, error) {
 		_ = client.Close()
 		switch {
 		case errors.Is(err, sarama.ErrOutOfBrokers):
-			return nil, unreachable(err)
+			return nil, Unreachable(c.Brokers, err)
 		case errors.Is(err, sarama.ErrUnknownTopicOrPartition):
 			return nil, fmt.Errorf("topic %q does not exist on %s and the broker did not create it: %w", c.Topic, addrs, err)
 		}
@@ -176,8 +167,17 @@ func newProducer(client sarama.Client, c Config) (*Producer, error) {
 	return p, nil
 }
 
-// newClient runs sarama.NewClient (which blocks on dialing) but gives up when ctx ends.
-func newClient(ctx context.Context, brokers []string, sc *sarama.Config) (sarama.Client, error) {
+// EnvBrokers is the environment variable shared by every Brook process for the broker list.
+const EnvBrokers = "BROOK_KAFKA_BROKERS"
+
+// Unreachable is the error for brokers that could not be reached, naming the addresses and
+// how to change them.
+func Unreachable(brokers []string, err error) error {
+	return fmt.Errorf("cannot reach Kafka at %s (set with -b or %s): %w", strings.Join(brokers, ","), EnvBrokers, err)
+}
+
+// NewClient runs sarama.NewClient (which blocks on dialing) but gives up when ctx ends.
+func NewClient(ctx context.Context, brokers []string, sc *sarama.Config) (sarama.Client, error) {
 	type result struct {
 		c   sarama.Client
 		err error
@@ -313,7 +313,7 @@ func (p *Producer) Close() (Report, error) {
 		if rep.Rejected > len(p.errs) {
 			more = fmt.Sprintf(" (first %d shown)", len(p.errs))
 		}
-		err = fmt.Errorf("%d %s rejected%s:\n  %s", rep.Rejected, plural(rep.Rejected, "record"), more, strings.Join(p.errs, "\n  "))
+		err = fmt.Errorf("%d %s rejected%s:\n  %s", rep.Rejected, Plural(rep.Rejected, "record"), more, strings.Join(p.errs, "\n  "))
 	}
 	if cerr != nil && !errors.Is(cerr, sarama.ErrClosedClient) {
 		err = errors.Join(err, fmt.Errorf("closing Kafka client: %w", cerr))

@@ -104,13 +104,13 @@ func (r Report) Write(w io.Writer) {
 	if topic == "" {
 		dest = "their topics"
 	}
-	fmt.Fprintf(&b, "kafkapush: %d %s (%d bytes) %s %s in %s", r.Records, plural(r.Records, "record"), r.Bytes, verb, dest, r.Duration.Round(time.Millisecond))
+	fmt.Fprintf(&b, "kafkapush: %d %s (%d bytes) %s %s in %s", r.Records, Plural(r.Records, "record"), r.Bytes, verb, dest, r.Duration.Round(time.Millisecond))
 	if !r.DryRun && r.Duration > 0 && r.Records > 1 {
 		fmt.Fprintf(&b, " (%.0f records/s)", float64(r.Records)/r.Duration.Seconds())
 	}
 	fmt.Fprintf(&b, ", %d rejected", r.Rejected)
 	if r.Skipped > 0 {
-		fmt.Fprintf(&b, ", %d empty %s skipped", r.Skipped, plural(r.Skipped, "line"))
+		fmt.Fprintf(&b, ", %d empty %s skipped", r.Skipped, Plural(r.Skipped, "line"))
 	}
 	if r.DryRun {
 		b.WriteString(" (dry run: nothing sent)")
@@ -134,11 +134,11 @@ func (r Report) Write(w io.Writer) {
 		}
 		switch {
 		case r.NoOffsets:
-			fmt.Fprintf(&b, "  %s: %d %s (offsets unknown with --acks 0)\n", where, pr.Count, plural(pr.Count, "record"))
+			fmt.Fprintf(&b, "  %s: %d %s (offsets unknown with --acks 0)\n", where, pr.Count, Plural(pr.Count, "record"))
 		case pr.First == pr.Last:
-			fmt.Fprintf(&b, "  %s: offset %d (%d %s)\n", where, pr.First, pr.Count, plural(pr.Count, "record"))
+			fmt.Fprintf(&b, "  %s: offset %d (%d %s)\n", where, pr.First, pr.Count, Plural(pr.Count, "record"))
 		default:
-			fmt.Fprintf(&b, "  %s: offsets %d-%d (%d %s)\n", where, pr.First, pr.Last, pr.Count, plural(pr.Count, "record"))
+			fmt.Fprintf(&b, "  %s: offsets %d-%d (%d %s)\n", where, pr.First, pr.Last, pr.Count, Plural(pr.Count, "record"))
 		}
 	}
 	_, _ = io.WriteString(w, b.String())
@@ -157,7 +157,8 @@ func (r *Report) onlyTopic() string {
 	return only
 }
 
-func plural(n int, word string) string {
+// Plural is word, with an s unless n is 1.
+func Plural(n int, word string) string {
 	if n == 1 {
 		return word
 	}

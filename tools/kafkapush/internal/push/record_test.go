@@ -5,6 +5,10 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/brook-dev/brook/kit/events"
 )
 
 func TestReportWrite(t *testing.T) {
@@ -45,6 +49,51 @@ func TestSaramaConfigChoices(t *testing.T) {
 		if _, err := SaramaConfig(c); err != nil {
 			t.Errorf("%+v: %v", c, err)
 		}
+	}
+	for _, c := range []Config{{Acks: "bogus"}, {Compression: "brotli"}} {
+		if _, err := SaramaConfig(c); err == nil {
+			t.Errorf("%+v: accepted", c)
+		}
+	}
+}
+
+func TestSaramaConfigAcksAllIsIdempotent(t *testing.T) {
+	for acks, want := range map[string]bool{"all": true, "": true, "1": false, "0": false} {
+		sc, err := SaramaConfig(Config{Acks: acks, Partition: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sc.Producer.Idempotent != want {
+			t.Errorf("--acks %q: idempotent %v, want %v", acks, sc.Producer.Idempotent, want)
+		}
+		if want && sc.Producer.RequiredAcks != sarama.WaitForAll {
+			t.Errorf("--acks %q: RequiredAcks %v", acks, sc.Producer.RequiredAcks)
+		}
+	}
+}
+
+// Keyed records must land where kit/events (murmur2) puts them; -p forces the partition.
+func TestSaramaConfigPartitioner(t *testing.T) {
+	sc, err := SaramaConfig(Config{Partition: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, want := sc.Producer.Partitioner("t"), events.Partitioner("t")
+	for _, k := range []string{"book-1", "book-2", "a", "zz-top", "9780141439518"} {
+		msg := &sarama.ProducerMessage{Topic: "t", Key: sarama.StringEncoder(k)}
+		g, err1 := got.Partition(msg, 12)
+		w, err2 := want.Partition(msg, 12)
+		if err1 != nil || err2 != nil || g != w {
+			t.Errorf("key %q: partition %d (%v), events.Partitioner %d (%v)", k, g, err1, w, err2)
+		}
+	}
+	sc, err = SaramaConfig(Config{Partition: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := &sarama.ProducerMessage{Topic: "t", Key: sarama.StringEncoder("book-1"), Partition: 3}
+	if p, err := sc.Producer.Partitioner("t").Partition(msg, 12); err != nil || p != 3 {
+		t.Errorf("-p 3: partition %d (%v)", p, err)
 	}
 }
 
