@@ -1,6 +1,10 @@
 package config
 
-import "strings"
+import (
+	"strings"
+
+	kitlog "github.com/brook-dev/brook/kit/log"
+)
 
 // DefaultMaxBodyBytes is the default limit on an HTTP request body (1 MiB).
 const DefaultMaxBodyBytes = 1 << 20
@@ -89,9 +93,7 @@ func (b Base) Validate() error {
 	case b.HTTP.MaxBodyBytes < 0:
 		return Invalid("http.max_body_bytes", "must not be negative, got %d", b.HTTP.MaxBodyBytes)
 	}
-	switch strings.ToLower(b.Log.Level) {
-	case "", "debug", "info", "warn", "warning", "error":
-	default:
+	if _, err := kitlog.ParseLevel(b.Log.Level); err != nil {
 		return Invalid("log.level", "must be debug, info, warn or error, got %q", b.Log.Level)
 	}
 	switch strings.ToLower(b.Log.Format) {

@@ -204,16 +204,10 @@ func readFile(v *viper.Viper, path string, fields []field) error {
 	if err := v.ReadInConfig(); err != nil {
 		return fmt.Errorf("config: read %s: %w", path, err)
 	}
-	// Reject keys the struct does not have: a typo must not be silently ignored.
-	fv := viper.New()
-	fv.SetConfigFile(path)
-	if !strings.HasSuffix(path, ".yaml") && !strings.HasSuffix(path, ".yml") {
-		fv.SetConfigType("yaml")
-	}
-	if err := fv.ReadInConfig(); err != nil {
-		return fmt.Errorf("config: read %s: %w", path, err)
-	}
-	for _, k := range fv.AllKeys() {
+	// Reject keys the struct does not have: a typo must not be silently ignored. v.AllKeys()
+	// holds the defaults (all of them field keys) plus the file's keys, so any unknown key
+	// came from the file.
+	for _, k := range v.AllKeys() {
 		if !known(k, fields) {
 			return fmt.Errorf("config: %s: unknown key %q", path, k)
 		}

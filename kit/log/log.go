@@ -48,19 +48,21 @@ func New(w io.Writer, o Options) *slog.Logger {
 	return slog.New(NewHandler(h.WithAttrs(attrs)))
 }
 
-// ParseLevel parses debug|info|warn|error (case-insensitive; "" = info).
+// ParseLevel parses debug|info|warn|error (case-insensitive; "" = info; "warning" = warn), using
+// slog's own level names (so slog offsets such as "info+2" are accepted too).
 func ParseLevel(s string) (slog.Level, error) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "", "info":
+	name := strings.TrimSpace(s)
+	switch strings.ToLower(name) {
+	case "":
 		return slog.LevelInfo, nil
-	case "debug":
-		return slog.LevelDebug, nil
-	case "warn", "warning":
+	case "warning":
 		return slog.LevelWarn, nil
-	case "error":
-		return slog.LevelError, nil
 	}
-	return slog.LevelInfo, fmt.Errorf("unknown log level %q (want debug|info|warn|error)", s)
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(name)); err != nil {
+		return slog.LevelInfo, fmt.Errorf("unknown log level %q (want debug|info|warn|error)", s)
+	}
+	return l, nil
 }
 
 // NewHandler wraps h so each record gets request_id and trace_id from its context when known,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -67,5 +68,19 @@ func TestTrackingStaysTopLevelUnderGroups(t *testing.T) {
 	group, _ := m["consumer"].(map[string]any)
 	if m["request_id"] != "req-g" || m["service"] != "svc" || group["topic"] != "bookshelf" || group["offset"] != float64(7) {
 		t.Fatalf("line %s", buf.String())
+	}
+}
+
+func TestParseLevel(t *testing.T) {
+	for in, want := range map[string]slog.Level{
+		"": slog.LevelInfo, "info": slog.LevelInfo, " DEBUG ": slog.LevelDebug,
+		"warn": slog.LevelWarn, "Warning": slog.LevelWarn, "error": slog.LevelError,
+	} {
+		if got, err := kitlog.ParseLevel(in); err != nil || got != want {
+			t.Errorf("ParseLevel(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	if _, err := kitlog.ParseLevel("loud"); err == nil || !strings.Contains(err.Error(), "debug|info|warn|error") {
+		t.Errorf("ParseLevel(loud) error = %v", err)
 	}
 }

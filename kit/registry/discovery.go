@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -28,17 +29,13 @@ type Instance struct {
 
 // GRPCAddr is "address:grpc_port", falling back to the service port for
 // instances registered by something other than this package.
-func (i Instance) GRPCAddr() string {
-	port := i.GRPCPort
-	if port == 0 {
-		port = i.Port
-	}
-	return net.JoinHostPort(i.Address, strconv.Itoa(port))
-}
+func (i Instance) GRPCAddr() string { return i.addr(i.GRPCPort) }
 
 // HTTPAddr is "address:http_port", falling back to the service port.
-func (i Instance) HTTPAddr() string {
-	port := i.HTTPPort
+func (i Instance) HTTPAddr() string { return i.addr(i.HTTPPort) }
+
+// addr joins the address with port, or with the service port when port is 0.
+func (i Instance) addr(port int) string {
 	if port == 0 {
 		port = i.Port
 	}
@@ -81,15 +78,7 @@ func toInstances(entries []*api.ServiceEntry) []Instance {
 		}
 		out = append(out, in)
 	}
-	slices.SortFunc(out, func(a, b Instance) int {
-		if a.ID < b.ID {
-			return -1
-		}
-		if a.ID > b.ID {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b Instance) int { return strings.Compare(a.ID, b.ID) })
 	return out
 }
 

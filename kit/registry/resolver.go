@@ -50,20 +50,6 @@ func WithResolver(client *api.Client, logger *slog.Logger) grpc.DialOption {
 	return grpc.WithResolvers(NewResolverBuilder(client, logger))
 }
 
-// RegisterResolver registers the "consul" scheme globally (grpc's resolver
-// registry) for the agent at consulAddr, so that every grpc.NewClient in the
-// process understands "consul:///<service>". Call it once at start, before
-// creating clients; prefer WithResolver where the client is built in one
-// place.
-func RegisterResolver(consulAddr string, logger *slog.Logger) error {
-	client, err := NewClient(consulAddr)
-	if err != nil {
-		return err
-	}
-	resolver.Register(NewResolverBuilder(client, logger))
-	return nil
-}
-
 type resolverBuilder struct {
 	client *api.Client
 	logger *slog.Logger
