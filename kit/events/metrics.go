@@ -14,7 +14,7 @@ var (
 	}, []string{"topic"})
 	publishErrorsTotal = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "brook_events_publish_errors_total",
-		Help: "Events Kafka did not accept (after the producer's retries), by topic.",
+		Help: "Events that failed to publish, by topic: invalid, cancelled or sent on a closed publisher before reaching the producer, or not accepted by Kafka after the producer's retries.",
 	}, []string{"topic"})
 	consumedTotal = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "brook_events_consumed_total",

@@ -111,21 +111,18 @@ func NewPublisher(brokers []string, o PublisherOptions) (*Publisher, error) {
 // (kit/track) become the ce_requestid / ce_traceparent extensions unless ev already has them.
 // If ctx ends first Publish returns ctx's error, and the event may still be published.
 func (p *Publisher) Publish(ctx context.Context, topic string, ev Event) error {
-	msg, _, err := p.message(ctx, topic, ev)
-	if err != nil {
-		p.topicMetrics(topic).failed.Inc()
-		return err
-	}
 	done := make(syncResult, 1)
-	msg.Metadata = done
-	if err := p.send(ctx, msg); err != nil {
+	id, err := p.enqueue(ctx, topic, ev, func(string) any { return done })
+	if err != nil {
 		return err
 	}
 	select {
 	case err := <-done:
 		return err
 	case <-ctx.Done():
-		return fmt.Errorf("events: publish %s to %s: %w", ev.ID, topic, ctx.Err())
+		// Not counted as failed: the producer still owns the event and dispatch counts its
+		// outcome.
+		return fmt.Errorf("events: publish %s to %s: %w", id, topic, ctx.Err())
 	}
 }
 
@@ -133,23 +130,33 @@ func (p *Publisher) Publish(ctx context.Context, topic string, ev Event) error {
 // wait for every queued event and learn about all failures. It blocks only while the
 // producer's input buffer is full (or until ctx ends, which counts as a failure).
 func (p *Publisher) PublishAsync(ctx context.Context, topic string, ev Event) {
-	msg, id, err := p.message(ctx, topic, ev)
-	if err != nil {
-		p.topicMetrics(topic).failed.Inc()
-		p.fail(err)
-		return
-	}
-	msg.Metadata = asyncResult{id: id}
 	p.mu.Lock()
 	p.pending++
 	p.mu.Unlock()
-	if err := p.send(ctx, msg); err != nil {
+	if _, err := p.enqueue(ctx, topic, ev, func(id string) any { return asyncResult{id: id} }); err != nil {
 		p.mu.Lock()
 		p.pending--
 		p.errs = append(p.errs, err)
 		p.cond.Broadcast()
 		p.mu.Unlock()
 	}
+}
+
+// enqueue encodes ev and hands it to the producer with the metadata result(id) names its
+// outcome by. It is where every Publish and PublishAsync failure before the producer took the
+// event (invalid event, ctx ended, publisher closed) is counted in
+// brook_events_publish_errors_total; dispatch counts the events the producer gave up on.
+func (p *Publisher) enqueue(ctx context.Context, topic string, ev Event, result func(id string) any) (string, error) {
+	msg, id, err := p.message(ctx, topic, ev)
+	if err == nil {
+		msg.Metadata = result(id)
+		err = p.send(ctx, msg)
+	}
+	if err != nil {
+		p.topicMetrics(topic).failed.Inc()
+		return id, err
+	}
+	return id, nil
 }
 
 // Flush waits until every event queued by PublishAsync was acknowledged or failed, and returns
@@ -217,6 +224,7 @@ func (p *Publisher) sendRaw(ctx context.Context, msg *sarama.ProducerMessage) er
 	done := make(syncResult, 1)
 	msg.Metadata = done
 	if err := p.send(ctx, msg); err != nil {
+		p.topicMetrics(msg.Topic).failed.Inc()
 		return err
 	}
 	select {
@@ -225,12 +233,6 @@ func (p *Publisher) sendRaw(ctx context.Context, msg *sarama.ProducerMessage) er
 	case <-ctx.Done():
 		return fmt.Errorf("events: publish to %s: %w", msg.Topic, ctx.Err())
 	}
-}
-
-func (p *Publisher) fail(err error) {
-	p.mu.Lock()
-	p.errs = append(p.errs, err)
-	p.mu.Unlock()
 }
 
 // message fills defaults and tracking, validates ev and encodes it in binary mode.

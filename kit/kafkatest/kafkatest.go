@@ -31,10 +31,12 @@ type Cluster struct {
 	c       *kfake.Cluster
 	brokers []string
 
-	prodOnce sync.Once
-	prod     *kgo.Client // shared by Publish, closed with the cluster
-	prodErr  error
-	closing  sync.Once
+	// One kgo client, created on first use and closed with the cluster, serves Publish,
+	// CreateTopic and Records (the latter two through kadm).
+	clientOnce sync.Once
+	cl         *kgo.Client
+	clErr      error
+	closing    sync.Once
 }
 
 type options struct {
@@ -117,9 +119,9 @@ func (c *Cluster) Kfake() *kfake.Cluster { return c.c }
 // Close stops the cluster now (it is also closed at cleanup; closing twice is safe).
 func (c *Cluster) Close() {
 	c.closing.Do(func() {
-		c.prodOnce.Do(func() { c.prodErr = errors.New("cluster closed") })
-		if c.prod != nil {
-			c.prod.Close()
+		c.clientOnce.Do(func() { c.clErr = errors.New("cluster closed") })
+		if c.cl != nil {
+			c.cl.Close()
 		}
 		c.c.Close()
 	})
@@ -140,10 +142,10 @@ func (c *Cluster) Client(t testing.TB, opts ...kgo.Opt) *kgo.Client {
 // already exists is not an error.
 func (c *Cluster) CreateTopic(t testing.TB, name string, partitions int32) {
 	t.Helper()
-	cl := c.Client(t)
+	adm := c.admin(t, "create topic "+name)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	resp, err := kadm.NewClient(cl).CreateTopic(ctx, partitions, 1, nil, name)
+	resp, err := adm.CreateTopic(ctx, partitions, 1, nil, name)
 	if err != nil && resp.Err == nil {
 		t.Fatalf("kafkatest: create topic %q: %v", name, err)
 	}
@@ -153,6 +155,25 @@ func (c *Cluster) CreateTopic(t testing.TB, name string, partitions int32) {
 }
 
 func isExists(err error) bool { return errors.Is(err, kerr.TopicAlreadyExists) }
+
+// shared returns the cluster's own client, creating it on first use; what fails the test
+// says what was being done.
+func (c *Cluster) shared(t testing.TB, what string) *kgo.Client {
+	t.Helper()
+	c.clientOnce.Do(func() {
+		c.cl, c.clErr = kgo.NewClient(kgo.SeedBrokers(c.brokers...), kgo.AllowAutoTopicCreation())
+	})
+	if c.clErr != nil {
+		t.Fatalf("kafkatest: %s: %v", what, c.clErr)
+	}
+	return c.cl
+}
+
+// admin wraps the shared client in kadm (which holds no connections of its own).
+func (c *Cluster) admin(t testing.TB, what string) *kadm.Client {
+	t.Helper()
+	return kadm.NewClient(c.shared(t, what))
+}
 
 // Header is a record header for Publish.
 type Header = kgo.RecordHeader
@@ -164,16 +185,11 @@ func H(key, value string) Header { return kgo.RecordHeader{Key: key, Value: []by
 // publishes a record without a key.
 func (c *Cluster) Publish(t testing.TB, topic string, key, value []byte, headers ...Header) {
 	t.Helper()
-	c.prodOnce.Do(func() {
-		c.prod, c.prodErr = kgo.NewClient(kgo.SeedBrokers(c.brokers...), kgo.AllowAutoTopicCreation())
-	})
-	if c.prodErr != nil {
-		t.Fatalf("kafkatest: publish to %q: %v", topic, c.prodErr)
-	}
+	cl := c.shared(t, fmt.Sprintf("publish to %q", topic))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	r := &kgo.Record{Topic: topic, Key: key, Value: value, Headers: headers}
-	if err := c.prod.ProduceSync(ctx, r).FirstErr(); err != nil {
+	if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
 		t.Fatalf("kafkatest: publish to %q: %v", topic, err)
 	}
 }
@@ -190,22 +206,26 @@ func (c *Cluster) WaitFor(t testing.TB, topic string, n int, timeout time.Durati
 	return recs
 }
 
-// Records returns every record currently in topic (reading from the beginning until the
+// Records returns every record currently in topic (reading from the log start until the
 // high watermark of each partition). It fails the test on error.
 func (c *Cluster) Records(t testing.TB, topic string) []*kgo.Record {
 	t.Helper()
-	cl := c.Client(t)
-	defer cl.Close()
+	adm := c.admin(t, fmt.Sprintf("records of %q", topic))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	starts, err := adm.ListStartOffsets(ctx, topic)
+	if err != nil {
+		t.Fatalf("kafkatest: start offsets of %q: %v", topic, err)
+	}
+	ends, err := adm.ListEndOffsets(ctx, topic)
 	if err != nil {
 		t.Fatalf("kafkatest: end offsets of %q: %v", topic, err)
 	}
 	total := 0
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Err == nil {
-			total += int(o.Offset)
+	ends.Each(func(end kadm.ListedOffset) {
+		start, ok := starts.Lookup(end.Topic, end.Partition)
+		if end.Err == nil && ok && start.Err == nil {
+			total += int(end.Offset - start.Offset)
 		}
 	})
 	if total == 0 {
