@@ -784,7 +784,7 @@ func next(msgs <-chan *sarama.ConsumerMessage, done <-chan struct{}) (*sarama.Co
 // decoded or handled. It returns false if the session or the consumer ended before the record
 // was done (the record must then not be marked).
 func (h *groupHandler) process(s sarama.ConsumerGroupSession, msg *sarama.ConsumerMessage, cl *claimStats) bool {
-	ev, err := decodeMessage(msg)
+	ev, err := DecodeMessage(msg)
 	if err != nil {
 		return h.undecodable(s, msg, err, cl)
 	}
@@ -810,7 +810,7 @@ func (h *groupHandler) processBatch(s sarama.ConsumerGroupSession, b *batch, cl 
 	c := h.c
 	b.evs, b.kept = b.evs[:0], b.kept[:0]
 	for _, msg := range b.msgs {
-		ev, err := decodeMessage(msg)
+		ev, err := DecodeMessage(msg)
 		if err != nil {
 			if !h.undecodable(s, msg, err, cl) {
 				return false
@@ -1040,8 +1040,9 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// decodeMessage is Decode over a sarama record, without copying its headers.
-func decodeMessage(msg *sarama.ConsumerMessage) (Event, error) {
+// DecodeMessage is Decode over a sarama record, without copying its headers (for readers of a
+// topic outside a Consumer, e.g. a view catching up). Topic, Partition and Offset are left unset.
+func DecodeMessage(msg *sarama.ConsumerMessage) (Event, error) {
 	hs := msg.Headers
 	return decode(msg.Key, len(hs), func(i int) ([]byte, []byte) {
 		if hs[i] == nil {

@@ -7,8 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -129,33 +128,22 @@ type EventStore struct {
 // OpenEventStore opens (creating if needed, with parent directories) the event store at path.
 func OpenEventStore(path string, o EventStoreOptions) (*EventStore, error) {
 	if o.OpenTimeout <= 0 {
-		o.OpenTimeout = 5 * time.Second
+		o.OpenTimeout = defaultOpenTimeout
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 256
 	}
 	name := o.Name
 	if name == "" {
-		name = filepath.Base(path)
-		name = name[:len(name)-len(filepath.Ext(name))]
+		name = defaultName(path)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("store: open event store %s: %w", path, err)
-	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.OpenTimeout})
+	db, err := openBolt(path, "event store", o.OpenTimeout, false, esStreamsBucket, esOutboxBucket)
 	if err != nil {
-		return nil, fmt.Errorf("store: open event store %s: %w", path, err)
+		return nil, err
 	}
 	var pending int
-	err = db.Update(func(tx *bolt.Tx) error {
-		if _, err := tx.CreateBucketIfNotExists(esStreamsBucket); err != nil {
-			return err
-		}
-		ob, err := tx.CreateBucketIfNotExists(esOutboxBucket)
-		if err != nil {
-			return err
-		}
-		pending = ob.Stats().KeyN // once at open; afterwards the counter is kept in memory
+	err = db.View(func(tx *bolt.Tx) error {
+		pending = tx.Bucket(esOutboxBucket).Stats().KeyN // once at open; afterwards the counter is kept in memory
 		return nil
 	})
 	if err != nil {
@@ -471,7 +459,7 @@ func (t *EventTx) writeBucket(name string) (*bolt.Bucket, error) {
 	if !t.writable {
 		return nil, ErrReadOnly
 	}
-	if len(name) >= len(esReservedPrefix) && name[:len(esReservedPrefix)] == esReservedPrefix {
+	if strings.HasPrefix(name, esReservedPrefix) {
 		return nil, fmt.Errorf("store: bucket name %q is reserved", name)
 	}
 	t.dirty = true

@@ -5,9 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -70,29 +67,12 @@ type ViewOptions struct {
 
 // OpenViewStore opens (creating if needed, with its parent directories) the view file at path.
 func OpenViewStore(path string, o ViewOptions) (*ViewStore, error) {
-	if o.OpenTimeout <= 0 {
-		o.OpenTimeout = 5 * time.Second
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("store: open view %s: %w", path, err)
-	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.OpenTimeout, NoSync: o.NoSync})
+	db, err := openBolt(path, "view", o.OpenTimeout, o.NoSync, viewRootBucket, checkpointRootBucket)
 	if err != nil {
-		return nil, fmt.Errorf("store: open view %s: %w", path, err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		if _, err := tx.CreateBucketIfNotExists(viewRootBucket); err != nil {
-			return err
-		}
-		_, err := tx.CreateBucketIfNotExists(checkpointRootBucket)
-		return err
-	})
-	if err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("store: init view %s: %w", path, err)
+		return nil, err
 	}
 	if o.Name == "" {
-		o.Name = strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+		o.Name = defaultName(path)
 	}
 	gc := newGroupCommit(db, o.NoGroupCommit, maxViewBatch, ErrViewClosed, viewBatchSize.WithLabelValues(o.Name))
 	return &ViewStore{db: db, name: o.Name, gc: gc}, nil
@@ -181,13 +161,6 @@ func (r *applyReq) run(tx *bolt.Tx) (dirty bool, err error) {
 	return err != nil && vt.dirty, err
 }
 
-// applyInTx is Apply's body, for ViewBatch: check the checkpoint, run fn, move the checkpoint.
-func applyInTx(tx *bolt.Tx, topic string, partition int32, offset int64, fn func(*ViewTx) error) (bool, error) {
-	vt := &ViewTx{root: tx.Bucket(viewRootBucket), writable: true}
-	n, err := applyInTxTo(tx, vt, topic, partition, []int64{offset}, func(tx *ViewTx, _ int) error { return fn(tx) })
-	return n == 1, err
-}
-
 // applyInTxTo is ApplyBatch's body with the ViewTx given, so the caller can see whether fn
 // wrote: skip the offsets at or below the checkpoint, run fn for the rest, move the checkpoint.
 func applyInTxTo(tx *bolt.Tx, vt *ViewTx, topic string, partition int32, offsets []int64, fn func(tx *ViewTx, from int) error) (int, error) {
@@ -217,47 +190,6 @@ func applyInTxTo(tx *bolt.Tx, vt *ViewTx, topic string, partition int32, offsets
 		return 0, err
 	}
 	return len(offsets) - from, cps.Put(pkey, encodeViewOffset(offsets[len(offsets)-1]))
-}
-
-// Batch applies many records in one transaction (one fsync), for catching up or rebuilding a
-// view from a topic, where a transaction per record would be bound by disk syncs. fn calls
-// ViewBatch.Apply per record; the records and their checkpoints commit together when fn
-// returns nil, and none of them does if fn or any Apply fails.
-func (s *ViewStore) Batch(ctx context.Context, fn func(*ViewBatch) error) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("store: batch: %w", err)
-	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		b := &ViewBatch{tx: tx}
-		if err := fn(b); err != nil {
-			return err
-		}
-		return b.err // an Apply failed but fn carried on: its partial writes must not commit
-	})
-	if err != nil {
-		return fmt.Errorf("store: batch: %w", err)
-	}
-	return nil
-}
-
-// ViewBatch is the transaction of a Batch.
-type ViewBatch struct {
-	tx  *bolt.Tx
-	err error
-}
-
-// Apply is ViewStore.Apply inside the batch. After an error the batch is spoiled (bbolt has no
-// savepoints to undo the failing record alone): further calls fail and Batch returns the error.
-func (b *ViewBatch) Apply(topic string, partition int32, offset int64, fn func(*ViewTx) error) (bool, error) {
-	if b.err != nil {
-		return false, b.err
-	}
-	applied, err := applyInTx(b.tx, topic, partition, offset, fn)
-	if err != nil {
-		b.err = fmt.Errorf("apply %s/%d@%d: %w", topic, partition, offset, err)
-		return false, b.err
-	}
-	return applied, nil
 }
 
 // Checkpoint returns the last offset applied for topic/partition; ok is false when nothing of

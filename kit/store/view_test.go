@@ -217,51 +217,6 @@ func TestViewSecondOpenTimesOut(t *testing.T) {
 	}
 }
 
-func TestViewBatchCommitsTogetherOrNotAtAll(t *testing.T) {
-	ctx := context.Background()
-	s := openView(t, filepath.Join(t.TempDir(), "v.db"))
-	defer s.Close()
-	if _, err := s.Apply(ctx, "t", 0, 1, incr("a")); err != nil {
-		t.Fatal(err)
-	}
-	var applied []int64
-	err := s.Batch(ctx, func(b *ViewBatch) error {
-		for off := int64(0); off < 4; off++ {
-			ok, err := b.Apply("t", 0, off, incr("a"))
-			if err != nil {
-				return err
-			}
-			if ok {
-				applied = append(applied, off)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(applied) != 2 || applied[0] != 2 || count(t, s, "a") != 3 {
-		t.Fatalf("batch applied %v, count %d; want [2 3], 3", applied, count(t, s, "a"))
-	}
-
-	// A failing record spoils the batch even if fn ignores the error: nothing commits.
-	boom := errors.New("boom")
-	err = s.Batch(ctx, func(b *ViewBatch) error {
-		_, _ = b.Apply("t", 0, 4, incr("a"))
-		_, _ = b.Apply("t", 0, 5, func(tx *ViewTx) error { _ = incr("a")(tx); return boom })
-		if _, err := b.Apply("t", 0, 6, incr("a")); !errors.Is(err, boom) {
-			t.Errorf("Apply after a failure: err = %v, want boom", err)
-		}
-		return nil
-	})
-	if !errors.Is(err, boom) {
-		t.Fatalf("Batch err = %v, want boom", err)
-	}
-	if off, _, _ := s.Checkpoint("t", 0); off != 3 || count(t, s, "a") != 3 {
-		t.Fatalf("after failed batch: checkpoint %d count %d, want 3 3", off, count(t, s, "a"))
-	}
-}
-
 // Many partitions applying concurrently (as a consumer does) share transactions; a function
 // that fails after writing, one that fails before writing, and one that panics each fail only
 // their own apply, and every other record is applied exactly once.

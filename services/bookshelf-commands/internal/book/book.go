@@ -55,8 +55,12 @@ func (e *ValidationError) Error() string {
 // that a client bug cannot fill the store.
 const MaxTextLen = 500
 
-// Event is one of Added, Read, Removed.
-type Event interface{ bookEvent() }
+// Event is one of Added, Read, Removed. OccurredAt is the event's At (a method cannot share
+// the field's name): when it happened, stored with the event.
+type Event interface {
+	OccurredAt() time.Time
+	bookEvent()
+}
 
 // Added is the first event of every book.
 type Added struct {
@@ -80,6 +84,15 @@ type Removed struct {
 func (Added) bookEvent()   {}
 func (Read) bookEvent()    {}
 func (Removed) bookEvent() {}
+
+// OccurredAt returns e.At.
+func (e Added) OccurredAt() time.Time { return e.At }
+
+// OccurredAt returns e.At.
+func (e Read) OccurredAt() time.Time { return e.At }
+
+// OccurredAt returns e.At.
+func (e Removed) OccurredAt() time.Time { return e.At }
 
 // State is a book as its events describe it. The zero value is a book that does not exist.
 type State struct {

@@ -196,7 +196,7 @@ func (s *Server) execute(ctx context.Context, method string, req proto.Message, 
 		if err != nil {
 			return err
 		}
-		at := eventTime(ev)
+		at := ev.OccurredAt()
 		if _, err := tx.Append(id, uint64(st.Version), store.Event{
 			Type: typ, Time: at, Data: data, DataContentType: bookshelfv1.DataContentType, Extensions: ext,
 		}); err != nil {
@@ -221,18 +221,6 @@ func (s *Server) execute(ctx context.Context, method string, req proto.Message, 
 		return nil, toStatus(err)
 	}
 	return resp, nil
-}
-
-func eventTime(ev book.Event) time.Time {
-	switch e := ev.(type) {
-	case book.Added:
-		return e.At
-	case book.Read:
-		return e.At
-	case book.Removed:
-		return e.At
-	}
-	return time.Time{}
 }
 
 func putBook(tx *store.EventTx, b *bookshelfv1.Book) error {
