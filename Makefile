@@ -3,7 +3,7 @@ SHELL := /usr/bin/env bash
 GO    ?= go
 
 
-.PHONY: run test unit integration e2e bench gen lint clean consul tools
+.PHONY: run test e2e bench gen lint clean consul
 
 ## run: the whole platform on this machine (embedded Kafka, Consul dev agent, all services)
 ##      flags go in ARGS, e.g. make run ARGS="--only kafka,consul" or ARGS="--port-offset 100"
@@ -20,6 +20,10 @@ consul:
 ## test: unit + integration tests of every module, then e2e, failure and tutorial tests
 test: consul
 	@bash scripts/test.sh
+
+## e2e: end-to-end tests only (scripts/e2e.sh)
+e2e: consul
+	@bash scripts/e2e.sh
 
 ## bench: benchmarks with ratios against raw clients / baselines measured in the same run
 bench: consul

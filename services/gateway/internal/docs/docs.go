@@ -46,9 +46,6 @@ func (h *Handler) Routes() map[string]http.Handler {
 	}
 }
 
-// Spec is the merged OpenAPI document.
-func (h *Handler) Spec() []byte { return bytes.Clone(h.spec) }
-
 func (h *Handler) openAPI(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-cache")

@@ -19,25 +19,17 @@ import (
 // Consul empties the pool: a plain HTTP client has no connection state telling it which old
 // address still works, so requests get a clear 503 rather than 502s from dead instances.
 type Pool struct {
-	service string
 	watcher *registry.Watcher
 	addrs   atomic.Pointer[[]string]
 	next    atomic.Uint64
-	ready   chan struct{} // closed at the first answer from Consul
-	once    sync.Once
 }
 
 // NewPool returns the pool of service; it is empty until Run has received Consul's first answer.
 func NewPool(client *api.Client, service string, logger *slog.Logger) *Pool {
 	return &Pool{
-		service: service,
 		watcher: registry.NewWatcher(client, service, nil, logger),
-		ready:   make(chan struct{}),
 	}
 }
-
-// Service is the Consul name the pool follows.
-func (p *Pool) Service() string { return p.service }
 
 // Run follows Consul until ctx ends. The caller owns the goroutine running it.
 func (p *Pool) Run(ctx context.Context) {
@@ -53,13 +45,9 @@ func (p *Pool) Run(ctx context.Context) {
 			addrs = append(addrs, i.HTTPAddr())
 		}
 		p.addrs.Store(&addrs)
-		p.once.Do(func() { close(p.ready) })
 	}
 	wg.Wait()
 }
-
-// Ready is closed once Consul has answered (with or without instances).
-func (p *Pool) Ready() <-chan struct{} { return p.ready }
 
 // Addrs is a copy of the current addresses.
 func (p *Pool) Addrs() []string {

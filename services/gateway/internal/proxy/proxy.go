@@ -90,9 +90,6 @@ func NewSet(client *api.Client, logger *slog.Logger) *Set {
 	}
 }
 
-// Pool returns the pool of service (tests and readiness use it), nil when no route names it.
-func (s *Set) Pool(service string) *Pool { return s.pools[service] }
-
 // Handler returns the handler of r. Call it before Start.
 func (s *Set) Handler(r Route) http.Handler {
 	if r.Timeout <= 0 {

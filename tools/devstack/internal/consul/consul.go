@@ -135,6 +135,9 @@ func (a *Agent) waitLeader(ctx context.Context) error {
 // Addr is the agent's HTTP address host:port.
 func (a *Agent) Addr() string { return a.addr }
 
+// Client is an API client for the agent.
+func (a *Agent) Client() *api.Client { return a.client }
+
 // Process is the agent's child process.
 func (a *Agent) Process() *procs.Process { return a.proc }
 

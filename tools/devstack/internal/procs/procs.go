@@ -63,9 +63,6 @@ func Start(spec Spec, out *Output) (*Process, error) {
 	return p, nil
 }
 
-// Name is the process's name from its Spec.
-func (p *Process) Name() string { return p.name }
-
 // Pid is the child's process id (also its process group id).
 func (p *Process) Pid() int { return p.cmd.Process.Pid }
 

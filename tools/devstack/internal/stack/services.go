@@ -2,7 +2,6 @@ package stack
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -14,16 +13,19 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/consul/api"
+
 	"github.com/brook-dev/brook/tools/devstack/internal/catalog"
 	"github.com/brook-dev/brook/tools/devstack/internal/procs"
 )
 
 // service is one supervised service process; proc changes on restart.
 type service struct {
-	def  catalog.Service
-	spec procs.Spec
-	out  *procs.Output
-	host string
+	def     catalog.Service
+	spec    procs.Spec
+	out     *procs.Output
+	host    string
+	dataDir string // BROOK_DATA_DIR, created before each start
 
 	mu       sync.Mutex
 	proc     *procs.Process
@@ -32,10 +34,11 @@ type service struct {
 
 func (s *stack) newService(def catalog.Service) *service {
 	cfg := s.cfg
+	dataDir := filepath.Join(cfg.DataDir, def.Name)
 	env := append(os.Environ(),
 		"BROOK_KAFKA_BROKERS="+net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.KafkaPort)),
 		"BROOK_CONSUL_ADDR="+net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.ConsulHTTPPort)),
-		"BROOK_DATA_DIR="+filepath.Join(cfg.DataDir, def.Name),
+		"BROOK_DATA_DIR="+dataDir,
 		"BROOK_HTTP_ADDR="+net.JoinHostPort(cfg.Host, strconv.Itoa(def.HTTPPort)),
 		"BROOK_LOG_FORMAT=text",
 		"BROOK_ADMIN_TOKEN="+cfg.AdminToken,
@@ -45,9 +48,10 @@ func (s *stack) newService(def catalog.Service) *service {
 		env = append(env, "BROOK_GRPC_ADDR="+net.JoinHostPort(cfg.Host, strconv.Itoa(def.GRPCPort)))
 	}
 	return &service{
-		def:  def,
-		out:  cfg.Out,
-		host: cfg.Host,
+		def:     def,
+		out:     cfg.Out,
+		host:    cfg.Host,
+		dataDir: dataDir,
 		spec: procs.Spec{
 			Name: def.Name,
 			Path: filepath.Join(cfg.Root, "bin", def.Name),
@@ -61,7 +65,7 @@ func (s *stack) newService(def catalog.Service) *service {
 // start launches the service's process (again, after a crash). It refuses
 // once stop has begun, so a restart never races with shutdown.
 func (v *service) start() error {
-	if err := os.MkdirAll(envValue(v.spec.Env, "BROOK_DATA_DIR"), 0o755); err != nil {
+	if err := os.MkdirAll(v.dataDir, 0o755); err != nil {
 		return fmt.Errorf("%s: data dir: %w", v.def.Name, err)
 	}
 	v.mu.Lock()
@@ -126,58 +130,47 @@ func (v *service) waitReady(ctx context.Context, timeout time.Duration) error {
 // without kit/service) and moving on with a warning.
 const unregisteredGrace = 5 * time.Second
 
-// waitDiscoverable polls Consul's health API until an instance of the service
-// has all its checks passing, which is when the gateway's resolver can route
-// to it. A service that never registers is skipped with a warning.
-func (v *service) waitDiscoverable(ctx context.Context, consulAddr string, timeout time.Duration) error {
+// waitDiscoverable follows the service's Consul health entries with blocking
+// queries until an instance has all its checks passing, which is when the
+// gateway's resolver can route to it. A service that never registers is
+// skipped with a warning.
+func (v *service) waitDiscoverable(ctx context.Context, client *api.Client, timeout time.Duration) error {
 	log := v.out.Prefixed("devstack")
-	client := &http.Client{Timeout: 2 * time.Second}
-	base := "http://" + consulAddr + "/v1/health/service/" + v.def.Name
 	start := time.Now()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
+	var index uint64
 	for {
-		passing, err := countInstances(ctx, client, base+"?passing=true")
-		if err == nil && passing > 0 {
-			log.Println(v.def.Name + ": passing in consul")
-			return nil
-		}
-		if time.Since(start) > unregisteredGrace {
-			if all, err := countInstances(ctx, client, base); err == nil && all == 0 {
+		// Not passingOnly: one answer tells both "passing" and "registered at all".
+		q := (&api.QueryOptions{WaitIndex: index, WaitTime: time.Second}).WithContext(ctx)
+		entries, meta, err := client.Health().Service(v.def.Name, "", false, q)
+		if err == nil {
+			if meta.LastIndex < index { // Consul's index went back: start over
+				index = 0
+			} else {
+				index = meta.LastIndex
+			}
+			for _, e := range entries {
+				if e.Checks.AggregatedStatus() == api.HealthPassing {
+					log.Println(v.def.Name + ": passing in consul")
+					return nil
+				}
+			}
+			if len(entries) == 0 && time.Since(start) > unregisteredGrace {
 				log.Println("warning: " + v.def.Name + " did not register in consul; the gateway cannot discover it")
 				return nil
 			}
 		}
 		if time.Since(start) > timeout {
-			return fmt.Errorf("%s: registered in consul but its checks did not pass within %s (see %s)", v.def.Name, timeout, base)
+			return fmt.Errorf("%s: registered in consul but its checks did not pass within %s (see consul's /v1/health/service/%s)", v.def.Name, timeout, v.def.Name)
 		}
-		select {
+		if err == nil {
+			continue // the next blocking query waits for a change
+		}
+		select { // the agent did not answer: retry shortly
 		case <-ctx.Done():
 			return fmt.Errorf("%s: waiting for consul: %w", v.def.Name, ctx.Err())
-		case <-tick.C:
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
-}
-
-// countInstances returns how many entries a Consul health query returned.
-func countInstances(ctx context.Context, c *http.Client, url string) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	var entries []json.RawMessage
-	if err := json.NewDecoder(resp.Body).Decode(&entries); err != nil {
-		return 0, fmt.Errorf("GET %s: %w", url, err)
-	}
-	return len(entries), nil
 }
 
 // get returns the status and the first line of the body (trimmed).
@@ -243,14 +236,4 @@ func (s *stack) watchService(ctx context.Context, v *service) {
 			}
 		}
 	}()
-}
-
-func envValue(env []string, key string) string {
-	val := ""
-	for _, kv := range env {
-		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
-			val = v // last one wins, as for exec
-		}
-	}
-	return val
 }

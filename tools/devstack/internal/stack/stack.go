@@ -145,7 +145,7 @@ func (s *stack) start(ctx context.Context) error {
 		if s.agent != nil {
 			// Ready is not enough for the ready line: the gateway routes only to
 			// instances whose Consul checks pass, so wait until discovery sees it.
-			if err := svc.waitDiscoverable(ctx, s.agent.Addr(), cfg.ReadyTimeout); err != nil {
+			if err := svc.waitDiscoverable(ctx, s.agent.Client(), cfg.ReadyTimeout); err != nil {
 				return err
 			}
 		}
