@@ -49,7 +49,7 @@ func (s *Service) newGateway() *runtime.ServeMux {
 		}),
 		runtime.WithErrorHandler(s.gatewayError),
 		runtime.WithRoutingErrorHandler(s.routingError),
-		runtime.WithForwardResponseOption(forwardHTTPStatus),
+		runtime.WithForwardResponseOption(s.forwardHTTPStatus),
 	}
 	return runtime.NewServeMux(append(opts, s.opts.GatewayOptions...)...)
 }
@@ -87,13 +87,19 @@ func SetHTTPStatus(ctx context.Context, code int) error {
 	return grpc.SetHeader(ctx, metadata.Pairs(metadataHTTPCode, strconv.Itoa(code)))
 }
 
-func forwardHTTPStatus(ctx context.Context, w http.ResponseWriter, _ proto.Message) error {
-	md, ok := runtime.ServerMetadataFromContext(ctx)
-	if !ok {
-		return nil
+// forwardHTTPStatus writes the status the handler chose with SetHTTPStatus, else the one
+// Options.DefaultHTTPStatus names for the RPC, else nothing (grpc-gateway's 200).
+func (s *Service) forwardHTTPStatus(ctx context.Context, w http.ResponseWriter, _ proto.Message) error {
+	if md, ok := runtime.ServerMetadataFromContext(ctx); ok {
+		if v := md.HeaderMD.Get(metadataHTTPCode); len(v) > 0 {
+			if code, err := strconv.Atoi(v[0]); err == nil && code >= 200 && code < 600 {
+				w.WriteHeader(code)
+				return nil
+			}
+		}
 	}
-	if v := md.HeaderMD.Get(metadataHTTPCode); len(v) > 0 {
-		if code, err := strconv.Atoi(v[0]); err == nil && code >= 200 && code < 600 {
+	if method, ok := runtime.RPCMethod(ctx); ok {
+		if code := s.opts.DefaultHTTPStatus[method]; code != 0 {
 			w.WriteHeader(code)
 		}
 	}

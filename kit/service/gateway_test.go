@@ -137,3 +137,47 @@ func TestGatewayForwardingAndJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestGatewayDefaultHTTPStatus: Options.DefaultHTTPStatus gives an RPC its status when the
+// handler chose none; a status chosen with SetHTTPStatus wins.
+func TestGatewayDefaultHTTPStatus(t *testing.T) {
+	opts := service.Options{DefaultHTTPStatus: map[string]int{"/brook.test.Things/Create": http.StatusCreated}}
+	h := start(t, testConfig(), opts, func(s *service.Service) {
+		gw := s.Gateway()
+		route := func(path, method string, chosen int) {
+			err := gw.HandlePath("POST", path, func(w http.ResponseWriter, r *http.Request, _ map[string]string) {
+				_, out := runtime.MarshalerForRequest(gw, r)
+				var stream runtime.ServerTransportStream
+				ctx := grpc.NewContextWithServerTransportStream(r.Context(), &stream)
+				ctx, err := runtime.AnnotateIncomingContext(ctx, gw, r, method)
+				if err != nil {
+					runtime.HTTPError(ctx, gw, out, w, r, err)
+					return
+				}
+				if chosen != 0 {
+					if err := service.SetHTTPStatus(ctx, chosen); err != nil {
+						t.Error(err)
+					}
+				}
+				ctx = runtime.NewServerMetadataContext(ctx, runtime.ServerMetadata{HeaderMD: stream.Header(), TrailerMD: stream.Trailer()})
+				runtime.ForwardResponseMessage(ctx, gw, out, w, r, &apipb.Method{Name: "x"}, gw.GetForwardResponseOptions()...)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		route("/v1/create", "/brook.test.Things/Create", 0)
+		route("/v1/accept", "/brook.test.Things/Create", http.StatusAccepted)
+		route("/v1/other", "/brook.test.Things/Other", 0)
+	})
+	for path, want := range map[string]int{"/v1/create": 201, "/v1/accept": 202, "/v1/other": 200} {
+		resp, err := http.Post(h.base+path, "application/json", strings.NewReader(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("POST %s: status %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+}

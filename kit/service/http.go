@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -66,7 +67,7 @@ func (s *Service) newHTTPMux() *http.ServeMux {
 	m.HandleFunc("GET /readyz", s.readyz)
 	m.Handle("GET /metrics", promhttp.Handler())
 	m.HandleFunc("GET /mgmt/streams", s.listStreams)
-	m.HandleFunc("POST /mgmt/streams/{name}/{action}", s.controlStream)
+	m.Handle("POST /mgmt/streams/{name}/{action}", RequireAdmin(s.cfg.Admin.Token, http.HandlerFunc(s.controlStream)))
 	m.Handle("/", s.gateway)
 	return m
 }
@@ -195,7 +196,7 @@ func (s *Service) observeHTTP(next http.Handler) http.Handler {
 			if label == "" || label == "/" {
 				label = "gateway"
 			}
-			httpRequests.WithLabelValues(s.name, r.Method, label, fmt.Sprint(sw.status)).Inc()
+			httpRequests.WithLabelValues(s.name, r.Method, label, strconv.Itoa(sw.status)).Inc()
 			httpDuration.WithLabelValues(s.name, r.Method, label).Observe(d.Seconds())
 			level := slog.LevelInfo
 			switch {
@@ -215,7 +216,6 @@ func (s *Service) observeHTTP(next http.Handler) http.Handler {
 
 // limitBody answers 413 JSON when the body exceeds the limit: at once when Content-Length says
 // so; for a body of unknown length (chunked) after reading at most limit+1 bytes into memory.
-// Declared lengths are also enforced while reading (http.MaxBytesReader).
 func (s *Service) limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
@@ -233,8 +233,6 @@ func (s *Service) limitBody(next http.Handler) http.Handler {
 				return
 			}
 			r.Body = io.NopCloser(bytes.NewReader(buf))
-		case r.ContentLength > 0:
-			r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
 		}
 		next.ServeHTTP(w, r)
 	})

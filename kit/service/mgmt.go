@@ -77,22 +77,9 @@ func (s *Service) listStreams(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"streams": out})
 }
 
-// controlStream answers POST /mgmt/streams/{name}/stop|start. It needs
-// "Authorization: Bearer <BROOK_ADMIN_TOKEN>": 403 when no admin token is configured
-// (management writes disabled), 401 when the token is missing or wrong, 404 for an unknown
-// stream or action, 200 with the stream's new status otherwise.
+// controlStream answers POST /mgmt/streams/{name}/stop|start (behind RequireAdmin): 404 for an
+// unknown stream or action, 200 with the stream's new status otherwise.
 func (s *Service) controlStream(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.Admin.Token == "" {
-		WriteError(w, http.StatusForbidden, ErrorBody{Code: "permission_denied",
-			Message: "management is disabled: BROOK_ADMIN_TOKEN is empty"})
-		return
-	}
-	if !validBearer(r.Header.Get("Authorization"), s.cfg.Admin.Token) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="brook-mgmt"`)
-		WriteError(w, http.StatusUnauthorized, ErrorBody{Code: "unauthenticated",
-			Message: "Authorization: Bearer <admin token> required"})
-		return
-	}
 	name, action := r.PathValue("name"), r.PathValue("action")
 	s.mu.Lock()
 	st, ok := s.streams[name]
@@ -119,6 +106,28 @@ func (s *Service) controlStream(w http.ResponseWriter, r *http.Request) {
 	}
 	s.logger.InfoContext(r.Context(), "stream "+action, "stream", name)
 	writeJSON(w, http.StatusOK, st.Status())
+}
+
+// RequireAdmin guards a management write with "Authorization: Bearer <token>" (the
+// BROOK_ADMIN_TOKEN): 403 permission_denied when token is empty (management writes disabled),
+// 401 unauthenticated with WWW-Authenticate when the header is missing or wrong, h otherwise.
+// Services mount their own management routes with it, e.g.
+// svc.HandleHTTP("POST /mgmt/rebuild", service.RequireAdmin(cfg.Admin.Token, h)).
+func RequireAdmin(token string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if token == "" {
+			WriteError(w, http.StatusForbidden, ErrorBody{Code: "permission_denied",
+				Message: "management is disabled: BROOK_ADMIN_TOKEN is empty"})
+			return
+		}
+		if !validBearer(r.Header.Get("Authorization"), token) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="brook-mgmt"`)
+			WriteError(w, http.StatusUnauthorized, ErrorBody{Code: "unauthenticated",
+				Message: "Authorization: Bearer <admin token> required"})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func validBearer(header, token string) bool {

@@ -3,6 +3,8 @@ package service_test
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 
@@ -105,5 +107,35 @@ func TestMgmtDisabledWithoutAdminToken(t *testing.T) {
 	code, body, _ := do(t, "POST", h.base+"/mgmt/streams/x/stop", "anything", nil)
 	if code != http.StatusForbidden || body["code"] != "permission_denied" {
 		t.Fatalf("no admin token configured -> %d %v", code, body)
+	}
+}
+
+// TestRequireAdmin: 403 without a configured token, 401 (with WWW-Authenticate) for a missing
+// or wrong bearer, the handler otherwise.
+func TestRequireAdmin(t *testing.T) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	for _, c := range []struct {
+		token, auth string
+		want        int
+		code        string
+	}{
+		{"", "Bearer x", http.StatusForbidden, "permission_denied"},
+		{"s3cret", "", http.StatusUnauthorized, "unauthenticated"},
+		{"s3cret", "Bearer wrong", http.StatusUnauthorized, "unauthenticated"},
+		{"s3cret", "Basic s3cret", http.StatusUnauthorized, "unauthenticated"},
+		{"s3cret", "bearer s3cret", http.StatusNoContent, ""},
+	} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodPost, "/mgmt/x", nil)
+		if c.auth != "" {
+			req.Header.Set("Authorization", c.auth)
+		}
+		service.RequireAdmin(c.token, ok).ServeHTTP(rec, req)
+		if rec.Code != c.want || (c.code != "" && !strings.Contains(rec.Body.String(), `"code":"`+c.code+`"`)) {
+			t.Errorf("token %q, Authorization %q: %d %s, want %d %s", c.token, c.auth, rec.Code, rec.Body, c.want, c.code)
+		}
+		if (c.want == http.StatusUnauthorized) != (rec.Header().Get("WWW-Authenticate") != "") {
+			t.Errorf("token %q, Authorization %q: WWW-Authenticate %q", c.token, c.auth, rec.Header().Get("WWW-Authenticate"))
+		}
 	}
 }

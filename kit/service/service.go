@@ -78,6 +78,10 @@ type Options struct {
 	StreamInterceptors []grpc.StreamServerInterceptor
 	// Extra grpc-gateway options, applied after the kit's (so they can override them).
 	GatewayOptions []runtime.ServeMuxOption
+	// DefaultHTTPStatus is the REST success status per full gRPC method name
+	// ("/pkg.Service/Method") when the handler chose none with SetHTTPStatus, e.g. 201 for a
+	// create served by a backend that does not set it.
+	DefaultHTTPStatus map[string]int
 }
 
 // Instance describes this process to a Registrar.

@@ -139,8 +139,8 @@ func build(ctx context.Context, cfg Config, logger *slog.Logger) (*service.Servi
 		return nil, err
 	}
 	rebuilder := &lastread.Rebuilder{Brokers: cfg.Kafka.Brokers, Topic: cfg.View.Topic, View: view,
-		Stream: consumer, AdminToken: cfg.Admin.Token, Logger: logger}
-	svc.HandleHTTP("POST /mgmt/rebuild", rebuilder)
+		Stream: consumer, Logger: logger}
+	svc.HandleHTTP("POST /mgmt/rebuild", service.RequireAdmin(cfg.Admin.Token, rebuilder))
 
 	svc.AddReadiness("kafka", kafkaReady(cfg.Kafka.Brokers, consumer))
 	svc.AddReadiness("store", views.Ping)

@@ -157,10 +157,8 @@ func build(ctx context.Context, cfg Config, logger *slog.Logger, opts service.Op
 
 	// Runtime: HTTP port only; auth and the 201 rule live inside the REST mux.
 	opts.Version, opts.Logger = version, logger
-	opts.GatewayOptions = append(opts.GatewayOptions,
-		runtime.WithMiddlewares(authn.GatewayMiddleware),
-		runtime.WithForwardResponseOption(backend.ForwardStatus(created)),
-	)
+	opts.GatewayOptions = append(opts.GatewayOptions, runtime.WithMiddlewares(authn.GatewayMiddleware))
+	opts.DefaultHTTPStatus = created
 	svc, err := service.New(cfg.Base, opts)
 	if err != nil {
 		return nil, err
@@ -177,7 +175,7 @@ func build(ctx context.Context, cfg Config, logger *slog.Logger, opts service.Op
 		return nil, fmt.Errorf("register %s handlers: %w", bookshelfv1.ServiceLastRead, err)
 	}
 	edge := func(h http.Handler) http.Handler { return corsPolicy.Middleware(limiter.Middleware(h)) }
-	svc.HandleHTTP("/v1/", edge(backend.SingleStatus(svc.Gateway())))
+	svc.HandleHTTP("/v1/", edge(svc.Gateway()))
 	for pattern, h := range apiDocs.Routes() {
 		svc.HandleHTTP(pattern, edge(h))
 	}

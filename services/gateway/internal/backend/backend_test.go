@@ -3,12 +3,9 @@ package backend_test
 import (
 	"context"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
-	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -90,49 +87,5 @@ func TestDialTracksBoundsAndNamesErrors(t *testing.T) {
 			t.Fatalf("backend down: %v, want Unavailable naming the service", err)
 		}
 		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func TestForwardStatus(t *testing.T) {
-	opt := backend.ForwardStatus(map[string]int{"/svc/Create": http.StatusCreated})
-	call := func(method string, header metadata.MD, kitFirst int) int {
-		ctx := context.Background()
-		if method != "" {
-			// RPCMethod is set by the generated handlers through AnnotateContext.
-			req := httptest.NewRequest(http.MethodPost, "/v1/x", nil)
-			var err error
-			ctx, err = runtime.AnnotateContext(ctx, runtime.NewServeMux(), req, method)
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
-		ctx = runtime.NewServerMetadataContext(ctx, runtime.ServerMetadata{HeaderMD: header})
-		rec := httptest.NewRecorder()
-		var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			if kitFirst != 0 { // kit/service's own option may have written already
-				w.WriteHeader(kitFirst)
-			}
-			if err := opt(ctx, w, nil); err != nil {
-				t.Fatal(err)
-			}
-			_, _ = w.Write([]byte("{}"))
-		})
-		backend.SingleStatus(h).ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/", nil))
-		return rec.Code
-	}
-	if got := call("/svc/Create", nil, 0); got != 201 {
-		t.Errorf("default for Create: %d", got)
-	}
-	if got := call("/svc/Other", nil, 0); got != 200 {
-		t.Errorf("other method: %d", got)
-	}
-	if got := call("/svc/Other", metadata.Pairs("x-http-code", "202"), 0); got != 202 {
-		t.Errorf("backend header: %d", got)
-	}
-	if got := call("/svc/Create", metadata.Pairs("x-http-code", "201"), 201); got != 201 {
-		t.Errorf("kit wrote first: %d", got)
-	}
-	if got := call("/svc/Other", metadata.Pairs("x-http-code", "nonsense"), 0); got != 200 {
-		t.Errorf("bad header: %d", got)
 	}
 }
