@@ -50,7 +50,7 @@ func BenchmarkViewConsume(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				view := lastread.NewProjection(vs, testLogger())
+				view := lastread.NewProjection("bookshelf-lastread", vs, testLogger())
 				group := fmt.Sprintf("bench-view-%s-%d", variant.name, n)
 				if variant.perEvent {
 					viewTime += consumeAll(b, cl, group, nEvents, view.Handle, nil)

@@ -19,12 +19,13 @@ func (s stream) Status() service.StreamStatus { return service.StreamStatus(s.Co
 
 // kafkaReady is the readiness check "kafka": a broker answers a metadata request, and the
 // consumer is not failing. An operator-stopped consumer is still ready: the view serves reads.
-func kafkaReady(brokers []string, consumer *events.Consumer) func(context.Context) error {
+// service names the probe's Kafka client.
+func kafkaReady(service string, brokers []string, consumer *events.Consumer) func(context.Context) error {
 	return func(ctx context.Context) error {
 		if st := consumer.Status(); st.State == events.StateFailed {
 			return fmt.Errorf("consumer failing: %s", st.LastError)
 		}
-		cfg := events.NewSaramaConfig("bookshelf-lastread-readyz")
+		cfg := events.NewSaramaConfig(service + "-readyz")
 		cfg.Net.DialTimeout = time.Second
 		if dl, ok := ctx.Deadline(); ok {
 			cfg.Net.DialTimeout = max(time.Until(dl), 10*time.Millisecond)

@@ -109,7 +109,7 @@ func build(ctx context.Context, cfg Config, logger *slog.Logger) (*service.Servi
 	if err != nil {
 		return nil, err
 	}
-	view := lastread.NewProjection(views, logger)
+	view := lastread.NewProjection(cfg.Service, views, logger)
 	if cfg.View.CatchUp {
 		if _, err := lastread.CatchUp(ctx, cfg.Kafka.Brokers, cfg.View.Topic, view, logger); err != nil {
 			return nil, errors.Join(err, views.Close())
@@ -118,7 +118,7 @@ func build(ctx context.Context, cfg Config, logger *slog.Logger) (*service.Servi
 	eventLevel, _ := cfg.View.eventLogLevel() // Validate accepted it
 	consumer, err := events.NewConsumer(events.ConsumerOptions{
 		Brokers: cfg.Kafka.Brokers, Group: cfg.View.Group, Topics: []string{cfg.View.Topic},
-		DLQ: cfg.View.DLQ, Name: "bookshelf-lastread", Service: cfg.Service,
+		DLQ: cfg.View.DLQ, Name: cfg.Service, Service: cfg.Service,
 		BatchHandler: view.HandleBatch, Logger: logger, EventLogLevel: eventLevel,
 	})
 	if err != nil {
@@ -142,7 +142,7 @@ func build(ctx context.Context, cfg Config, logger *slog.Logger) (*service.Servi
 		Stream: consumer, Logger: logger}
 	svc.HandleHTTP("POST /mgmt/rebuild", service.RequireAdmin(cfg.Admin.Token, rebuilder))
 
-	svc.AddReadiness("kafka", kafkaReady(cfg.Kafka.Brokers, consumer))
+	svc.AddReadiness("kafka", kafkaReady(cfg.Service, cfg.Kafka.Brokers, consumer))
 	svc.AddReadiness("store", views.Ping)
 	svc.AddReadiness("view", rebuilder.Ready)
 	return svc, nil
@@ -154,7 +154,7 @@ func rebuild(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer
 	if err != nil {
 		return fmt.Errorf("%w (is the service running? rebuild it with POST /mgmt/rebuild)", err)
 	}
-	st, err := lastread.Rebuild(ctx, cfg.Kafka.Brokers, cfg.View.Topic, lastread.NewProjection(views, logger), logger)
+	st, err := lastread.Rebuild(ctx, cfg.Kafka.Brokers, cfg.View.Topic, lastread.NewProjection(cfg.Service, views, logger), logger)
 	if cerr := views.Close(); cerr != nil {
 		err = errors.Join(err, cerr)
 	}

@@ -14,7 +14,7 @@ import (
 )
 
 // batchSize is how many records a catch-up commits per bbolt transaction: one fsync per batch
-// instead of per record (see BenchmarkViewBatch100 in kit/store).
+// instead of per record (one store.ViewStore.ApplyBatch; see BenchmarkViewBatch100 in kit/store).
 const batchSize = 500
 
 // CatchUpStats tells what a catch-up did.
@@ -45,7 +45,7 @@ func (s *CatchUpStats) add(o CatchUpStats) {
 func CatchUp(ctx context.Context, brokers []string, topic string, p *Projection, logger *slog.Logger) (CatchUpStats, error) {
 	start := time.Now()
 	var st CatchUpStats
-	cfg := events.NewSaramaConfig("bookshelf-lastread-catchup")
+	cfg := events.NewSaramaConfig(p.service + "-catchup")
 	cfg.Consumer.Return.Errors = true
 	cfg.Consumer.MaxWaitTime = 50 * time.Millisecond // don't linger at the end of a partition
 	client, err := sarama.NewClient(brokers, cfg)
@@ -197,13 +197,7 @@ const idleEnd = 10 * time.Second
 
 // interpretRecord decodes a raw record the way kit/events' consumer does, then Interpret.
 func interpretRecord(msg *sarama.ConsumerMessage, now time.Time) (Change, error) {
-	hs := make([]events.Header, 0, len(msg.Headers))
-	for _, h := range msg.Headers {
-		if h != nil {
-			hs = append(hs, events.Header{Key: string(h.Key), Value: h.Value})
-		}
-	}
-	ev, err := events.Decode(msg.Key, hs, msg.Value)
+	ev, err := events.DecodeMessage(msg)
 	if err != nil {
 		return Change{}, fmt.Errorf("%w: %v", ErrBadEvent, err)
 	}

@@ -103,14 +103,16 @@ func Interpret(ev events.Event, now time.Time) (Change, error) {
 // commit in one bbolt transaction (one fsync), so a record redelivered after a crash or a
 // rebalance is recognised and skipped.
 type Projection struct {
-	views  *store.ViewStore
-	logger *slog.Logger
-	now    func() time.Time
+	service string // names the Kafka clients it opens (catch-up)
+	views   *store.ViewStore
+	logger  *slog.Logger
+	now     func() time.Time
 }
 
-// NewProjection returns a projection over views.
-func NewProjection(views *store.ViewStore, logger *slog.Logger) *Projection {
-	return &Projection{views: views, logger: logger, now: time.Now}
+// NewProjection returns a projection over views; service (the configured service name) names
+// the Kafka clients it opens, so a copy of this template under another name renames them too.
+func NewProjection(service string, views *store.ViewStore, logger *slog.Logger) *Projection {
+	return &Projection{service: service, views: views, logger: logger, now: time.Now}
 }
 
 // Handle applies one consumed event (HandleBatch with one event).

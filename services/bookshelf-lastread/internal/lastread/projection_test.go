@@ -88,7 +88,7 @@ func newProjection(t *testing.T, path string) (*Projection, *store.ViewStore) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return NewProjection(vs, slog.New(slog.NewTextHandler(io.Discard, nil))), vs
+	return NewProjection("bookshelf-lastread", vs, slog.New(slog.NewTextHandler(io.Discard, nil))), vs
 }
 
 func consumed(ev events.Event, partition int32, offset int64) events.Event {
